@@ -1,0 +1,1 @@
+"""Analysis: per-event CSVs, summaries, plots and event displays."""

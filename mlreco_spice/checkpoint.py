@@ -1,0 +1,129 @@
+"""Checkpoints: atomic writes, keep-last-K, latest-complete lookup, clear load errors.
+
+A checkpoint is a ``torch.save`` dict::
+
+    {"format": "mlreco_spice-checkpoint", "version": __version__,
+     "iteration": int, "model": state_dict, "optimizer": state_dict | None,
+     "scheduler": state_dict | None, "config": dict, "rng": {...}}
+
+It is written to a temporary file in the same directory, flushed and fsynced,
+then renamed, so a killed process never leaves a half-written checkpoint
+under a checkpoint name.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+
+from .atomic import atomic_write
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CheckpointError", "save_checkpoint", "list_checkpoints", "latest_checkpoint",
+           "load_checkpoint", "load_state_into", "weights_digest"]
+
+_NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
+FORMAT = "mlreco_spice-checkpoint"
+
+
+class CheckpointError(UserError):
+    """A checkpoint is unreadable or does not fit the model; the message says which."""
+
+
+def list_checkpoints(directory: Path) -> List[Path]:
+    """Checkpoints in ``directory``, oldest first (by iteration)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(directory: Path, iteration: int, state: Dict[str, Any], keep: int = 3) -> Path:
+    """Write ``checkpoint-<iteration>.pt`` atomically and prune to the last ``keep``."""
+    path = Path(directory) / f"checkpoint-{iteration:07d}.pt"
+    payload = {"format": FORMAT, "iteration": int(iteration), **state}
+    atomic_write(path, lambda stream: torch.save(payload, stream))
+    if keep > 0:
+        for old in list_checkpoints(directory)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Load a checkpoint or a bare state dict; raise CheckpointError with the file named."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint/weights file not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # truncated zip, pickle error, wrong file type
+        size = path.stat().st_size
+        raise CheckpointError(f"cannot read checkpoint {path} ({size} bytes): it is truncated "
+                              f"or not a torch checkpoint ({type(err).__name__}: {err})") from None
+    if isinstance(payload, Mapping) and payload.get("format") == FORMAT:
+        return dict(payload)
+    if isinstance(payload, Mapping) and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        return {"format": "state_dict", "model": dict(payload), "iteration": None}
+    raise CheckpointError(f"{path} is neither an mlreco_spice checkpoint nor a state dict")
+
+
+def latest_checkpoint(directory: Path) -> Optional[Path]:
+    """Newest checkpoint in ``directory`` that loads; unreadable ones are skipped with a warning."""
+    for path in reversed(list_checkpoints(directory)):
+        try:
+            load_checkpoint(path)
+            return path
+        except CheckpointError as err:
+            log.warning("skipping unreadable checkpoint: %s", err)
+    return None
+
+
+def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str,
+                    prefix: str = "") -> None:
+    """Load ``state`` into ``module`` strictly, naming every mismatching layer.
+
+    Parameters
+    ----------
+    prefix : str
+        Only keys starting with it are used (stripped), e.g. ``"stages.spice."``
+        to take one stage out of a full-chain checkpoint.
+    """
+    if prefix:
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not state:
+            raise CheckpointError(f"{source} holds no weights under '{prefix}'")
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        lines = [f"{source} does not fit this model (another architecture or config?)"]
+        if wrong:
+            lines.append("  shape mismatch: " + "; ".join(
+                f"{k} checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                for k in wrong[:10]) + (f" (+{len(wrong) - 10} more)" if len(wrong) > 10 else ""))
+        if missing:
+            lines.append(f"  missing in checkpoint: {', '.join(missing[:10])}"
+                         + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""))
+        if unexpected:
+            lines.append(f"  not in model: {', '.join(unexpected[:10])}"
+                         + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
+        raise CheckpointError("\n".join(lines))
+    module.load_state_dict(state, strict=True)
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 of a weights file (provenance)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

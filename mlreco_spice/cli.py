@@ -1,0 +1,152 @@
+"""``mlreco-spice``: the command line. Parses arguments, calls library functions.
+
+Every subcommand is a thin shell over a function that Python users can call
+directly; heavy modules are imported only when their subcommand runs, so
+``--help`` is instant and works without MinkowskiEngine.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Dict, List, Optional
+
+from . import __version__
+from .errors import UserError
+
+log = logging.getLogger("mlreco_spice")
+
+_SET_HELP = ("override a config key, value parsed as YAML; repeat for several "
+             "(e.g. --set train.iterations=50 --set model.modules.spice.network.uresnet.filters=16)")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by predict and evaluate."""
+    p.add_argument("-c", "--config", default="predict",
+                   help="chain config YAML, or the name of a shipped one (default: predict, "
+                        "which uses the shipped weights and thresholds)")
+    p.add_argument("-i", "--input", nargs="+", required=True, metavar="FILE_OR_GLOB",
+                   help="larcv files, globs or directories (quote globs for large sets)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output directory")
+    p.add_argument("--weights", help="checkpoint or weights file (overrides predict.weights)")
+    p.add_argument("--shard", metavar="i/n", help="process only shard i of n (0-based) of the input files")
+    p.add_argument("--max-events", type=int, metavar="N", help="stop after N events per file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo outputs that exist, even when made with another config or weights")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="mlreco-spice",
+        description="SPICE particle clustering for LArTPC images: simulate data, train, "
+                    "predict, tune thresholds, evaluate and display.",
+        epilog="Typical session:\n"
+               "  mlreco-spice simulate -o train.h5 -n 500 --seed 1\n"
+               "  mlreco-spice train -c chain_configs/spice_train.yaml --set io.dataset.files=[train.h5]\n"
+               "  mlreco-spice predict -i data/*.h5 -o out/\n"
+               "  mlreco-spice evaluate -i out/ -o eval/ --plots\n"
+               "Run `mlreco-spice COMMAND --help` for each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mlreco_spice {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="write PILArNet-like simulated events to a larcv3 file",
+                       description="Simulate PILArNet-like events (tracks, showers, Michels, deltas) "
+                                   "into a larcv3 file with sparse3d_data, sparse3d_semantics, "
+                                   "cluster3d_pcluster and particle_pcluster; or, with --stats, "
+                                   "print the Table I statistics of any larcv file.")
+    p.add_argument("-o", "--output", metavar="FILE", help="output larcv3 .h5 file")
+    p.add_argument("-n", "--events", type=int, metavar="N", help="number of events")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives identical arrays")
+    p.add_argument("--size", type=int, default=512, help="image side in voxels (default 512)")
+    p.add_argument("--voxel-mm", type=float, default=3.0, help="voxel pitch in mm (default 3)")
+    p.add_argument("--stats", metavar="FILE", help="print per-class instance and voxel statistics of FILE")
+    p.add_argument("--first-event", type=int, default=0, help="event number of the first event")
+
+    p = sub.add_parser("train", help="train a chain from a YAML config",
+                       description="Train the chain's stages. Checkpoints and a CSV log go to "
+                                   "train.output_dir. Runs on CUDA when present. For several "
+                                   "processes: torchrun --nproc_per_node N -m mlreco_spice train ...")
+    p.add_argument("-c", "--config", required=True, help="chain config YAML or shipped name (spice_train)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.output_dir")
+
+    p = sub.add_parser("predict", help="run the chain over larcv files and write cluster3d_spice",
+                       description="Write one <stem>_spice.h5 per input file with the input products, "
+                                   "sparse3d_semantics_pred, cluster3d_spice and particle_spice, plus "
+                                   "<stem>_timing.csv. Completed outputs are skipped on re-run.")
+    _add_run_args(p)
+
+    p = sub.add_parser("evaluate", help="per-event clustering metrics (CSV), summary table and plots",
+                       description="Compute ARI, purity and efficiency per event and class. Inputs are "
+                                   "predict outputs, or raw files (then the chain runs first).")
+    _add_run_args(p)
+    p.add_argument("--plots", action="store_true", help="also write the paper's figures as PNGs")
+    p.add_argument("--append", action="store_true", help="add to existing results in OUTDIR instead of refusing")
+
+    p = sub.add_parser("tune", help="grid-search the per-class thresholds s0/p0 on validation events",
+                       description="Run the network once per event, then grid-search s0 in [0,1] and "
+                                   "p0 in [0,0.6] per class, maximising mean ARI (ties: purity+efficiency). "
+                                   "Writes a YAML block for predict.thresholds.")
+    p.add_argument("-c", "--config", default="predict", help="chain config (default: predict)")
+    p.add_argument("-i", "--input", nargs="+", required=True, metavar="FILE_OR_GLOB")
+    p.add_argument("-o", "--output", required=True, metavar="THRESHOLDS.yaml")
+    p.add_argument("--weights", help="checkpoint or weights file")
+    p.add_argument("--events", type=int, default=100, help="validation events to use (paper: 100)")
+    p.add_argument("--step", type=float, default=0.05, help="grid step for s0 and p0 (default 0.05)")
+    p.add_argument("--metric", default="ari", choices=("ari", "purity", "efficiency"),
+                   help="metric to maximise (default ari)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+
+    p = sub.add_parser("display", help="event display: interactive HTML and a PNG",
+                       description="Draw one event: energy, true classes, true and predicted "
+                                   "instances, and the embedding space.")
+    p.add_argument("-i", "--input", required=True, metavar="FILE")
+    p.add_argument("--entry", type=int, required=True, metavar="N", help="entry in the file (0-based)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("-c", "--config", default="predict", help="chain config (default: predict)")
+    p.add_argument("--weights", help="checkpoint or weights file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+    return parser
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace], Optional[int]]:
+    # Imported lazily: each command pulls in only what it needs.
+    from . import commands
+
+    return getattr(commands, f"run_{command}")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``mlreco-spice`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    _setup_logging(args.verbose, args.quiet)
+    try:
+        code = _handler(args.command)(args)
+    except UserError as err:
+        if args.traceback:
+            raise
+        log.error("%s", err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

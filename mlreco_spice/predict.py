@@ -1,0 +1,275 @@
+"""Batch prediction: larcv files in, one ``<stem>_spice.h5`` per file out.
+
+Per input file, :func:`predict_files` writes, atomically:
+
+* ``<stem>_spice.h5`` — one entry per input entry (same order and
+  run/subrun/event) holding a copy of the input's products plus
+  ``sparse3d_semantics_pred``, ``cluster3d_spice`` (one voxel set per
+  predicted instance, set id = instance id), ``particle_spice`` (one particle
+  per instance, its ``shape`` = predicted class) and, with
+  ``predict.save_embeddings``, ``sparse3d_spice_embedding_{x,y,z}``,
+  ``sparse3d_spice_margin``, ``sparse3d_spice_seediness``. Provenance
+  (package version, full config, weights SHA-256) is stored as HDF5
+  attributes of the file's root group;
+* ``<stem>_timing.csv`` — per-event forward and clustering wall time;
+* ``<stem>_skipped.csv`` — bad events (their output entry is empty).
+
+A complete output whose provenance matches is skipped on re-run; one made
+with another config or weights stops the run unless ``overwrite``.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .atomic import atomic_path, atomic_write_text
+from .columns import NUM_CLASSES, UNLABELED
+from .config import dump_config
+from .errors import BadEventError, DataError, UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["predict_files", "PredictReport", "output_name", "select_shard", "provenance_of",
+           "read_provenance", "PROVENANCE_ATTR"]
+
+PROVENANCE_ATTR = "mlreco_spice_provenance"
+TIMING_COLUMNS = ("entry", "run", "subrun", "event", "n_voxels", "n_clusters",
+                  "forward_time_s", "cluster_time_s")
+SKIP_COLUMNS = ("file", "entry", "reason")
+
+
+@dataclass
+class PredictReport:
+    """Outcome of a prediction run."""
+
+    written: List[Path] = field(default_factory=list)
+    skipped_complete: List[Path] = field(default_factory=list)
+    failed_files: List[Tuple[str, str]] = field(default_factory=list)
+    bad_events: List[Tuple[str, int, str]] = field(default_factory=list)
+
+
+def output_name(input_file: str) -> str:
+    """``<input stem>_spice.h5``."""
+    return f"{Path(input_file).stem}_spice.h5"
+
+
+def select_shard(files: Sequence[str], shard: Optional[Tuple[int, int]]) -> List[str]:
+    """Files of shard ``(i, n)``: every n-th file starting at i (no overlap, full cover)."""
+    if shard is None:
+        return list(files)
+    index, count = shard
+    return list(files)[index::count]
+
+
+def _check_stems(files: Sequence[str]) -> None:
+    seen: Dict[str, str] = {}
+    for f in files:
+        stem = Path(f).stem
+        if stem in seen:
+            raise UserError(f"two inputs share the stem '{stem}' and would write the same output "
+                            f"{output_name(f)}: {seen[stem]} and {f}. Rename one or predict them "
+                            f"into different output directories.")
+        seen[stem] = f
+
+
+def provenance_of(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """What made an output: version, config, weights digest; ``id`` hashes what matters."""
+    from . import __version__
+    from .checkpoint import weights_digest
+    from .inference import load_thresholds
+
+    weights = cfg["predict"].get("weights")
+    digest = weights_digest(Path(weights)) if weights and Path(weights).is_file() else None
+    relevant = {"model": cfg["model"], "schema": cfg["io"]["dataset"]["schema"],
+                "thresholds": load_thresholds(cfg["predict"].get("thresholds")),
+                "save_embeddings": cfg["predict"]["save_embeddings"], "weights_sha256": digest}
+    ident = hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+    return {"id": ident, "version": __version__, "weights": weights, "weights_sha256": digest,
+            "config": dump_config(cfg)}
+
+
+def read_provenance(path: Path) -> Optional[Dict[str, Any]]:
+    """Provenance stored in an output file, or None when absent/unreadable."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            raw = h5.attrs.get(PROVENANCE_ATTR)
+    except OSError:
+        return None
+    return json.loads(raw) if raw is not None else None
+
+
+def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _output_record(record, pred, save_embeddings: bool):
+    """Input record + prediction products (a new EventRecord)."""
+    from parsers.event import ClusterProduct, EventRecord, Particle, SparseProduct
+
+    out = EventRecord(run=record.run, subrun=record.subrun, event=record.event,
+                      sparse3d=dict(record.sparse3d), cluster3d=dict(record.cluster3d),
+                      particles=dict(record.particles))
+    meta = pred.meta
+    coords = pred.coords
+    energy = pred.features[:, 0] if pred.features.shape[1] else np.zeros(len(coords), np.float32)
+    if pred.semantics_pred is not None:
+        out.sparse3d["semantics_pred"] = SparseProduct(coords, pred.semantics_pred.astype(np.float32), meta)
+    labels = pred.clusters
+    ids = np.unique(labels[labels != UNLABELED])
+    sets_c, sets_v, particles = [], [], []
+    positions = meta.to_cm(coords) if len(coords) else np.zeros((0, 3))
+    for new_id, old_id in enumerate(ids):
+        rows = np.flatnonzero(labels == old_id)
+        sets_c.append(coords[rows])
+        sets_v.append(energy[rows].astype(np.float32))
+        classes = pred.semantics[rows]
+        semantic = int(np.bincount(classes[classes >= 0], minlength=NUM_CLASSES).argmax()) \
+            if np.any(classes >= 0) else UNLABELED
+        seed_row = rows[np.nanargmax(pred.seediness[rows])] if np.isfinite(pred.seediness[rows]).any() else rows[0]
+        particles.append(Particle(id=new_id, pdg=0, semantic=semantic,
+                                  start_cm=tuple(float(x) for x in positions[seed_row]),
+                                  energy_init=0.0, energy_deposit=float(energy[rows].sum())))
+    out.cluster3d["spice"] = ClusterProduct(sets_c, sets_v, meta)
+    out.particles["spice"] = particles
+    if save_embeddings:
+        for axis, name in enumerate("xyz"):
+            out.sparse3d[f"spice_embedding_{name}"] = SparseProduct(coords, pred.embeddings[:, axis], meta)
+        out.sparse3d["spice_margin"] = SparseProduct(coords, pred.margins, meta)
+        out.sparse3d["spice_seediness"] = SparseProduct(coords, pred.seediness, meta)
+    return out
+
+
+def _empty_record(record):
+    """Output entry for a bad event: its identity only, keeping entries aligned."""
+    from parsers.event import EventRecord
+
+    return EventRecord(run=record.run, subrun=record.subrun, event=record.event)
+
+
+def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenance: Dict[str, Any],
+                 max_events: Optional[int], report: PredictReport) -> None:
+    import h5py
+    from tqdm import tqdm
+
+    from parsers.dataset import SpiceDataset
+    from parsers.readers import open_reader
+    from parsers.writer import LarcvWriter
+
+    io_cfg = dict(cfg["io"])
+    network_sources = set()
+    for stage_cfg in cfg["model"]["modules"].values():
+        network_sources |= {s for s in (stage_cfg.get("network_input") or {}).values() if "." not in s}
+    schema = {k: v for k, v in cfg["io"]["dataset"]["schema"].items() if k in network_sources}
+    io_cfg["dataset"] = dict(cfg["io"]["dataset"], schema=schema, files=[file])
+    dataset = SpiceDataset(io_cfg)
+    reader = open_reader([file], cfg["io"]["dataset"]["format"], None,
+                         **cfg["io"]["dataset"]["reader_options"])
+    n = len(reader) if max_events is None else min(len(reader), max_events)
+    timing, skipped = [], []
+    with atomic_path(target) as tmp:
+        with LarcvWriter(str(tmp)) as writer:
+            for entry in tqdm(range(n), desc=Path(file).name, leave=False, disable=n < 2):
+                record = reader[entry]
+                try:
+                    item = dataset.parse(record)
+                    pred = engine.run(item)
+                except BadEventError as err:
+                    if cfg["io"]["on_bad_event"] == "raise":
+                        raise
+                    log.warning("skipping bad event: %s", err)
+                    skipped.append((file, entry, err.reason))
+                    writer.write(_empty_record(record))
+                    continue
+                writer.write(_output_record(record, pred, cfg["predict"]["save_embeddings"]))
+                n_clusters = len(np.unique(pred.clusters[pred.clusters != UNLABELED]))
+                timing.append((entry, record.run, record.subrun, record.event, pred.n_voxels,
+                               n_clusters, f"{pred.forward_time_s:.6f}", f"{pred.cluster_time_s:.6f}"))
+        with h5py.File(tmp, "a") as h5:
+            h5.attrs[PROVENANCE_ATTR] = json.dumps(provenance)
+        stem = target.with_suffix("").name.removesuffix("_spice")
+        atomic_write_text(target.parent / f"{stem}_timing.csv", _csv_text(TIMING_COLUMNS, timing))
+        atomic_write_text(target.parent / f"{stem}_skipped.csv", _csv_text(SKIP_COLUMNS, skipped))
+    report.bad_events.extend(skipped)
+    report.written.append(target)
+
+
+def predict_files(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
+                  shard: Optional[Tuple[int, int]] = None, max_events: Optional[int] = None,
+                  overwrite: bool = False) -> PredictReport:
+    """Run the chain over files and write one output per file (see module doc).
+
+    Parameters
+    ----------
+    cfg : dict
+        Complete config (``predict.weights``, ``predict.thresholds``, ``io``).
+    inputs : sequence of str
+        Files, globs or directories.
+    outdir : str
+        Output directory (created).
+    shard : (int, int), optional
+        Process only shard ``i`` of ``n`` of the (sorted) input files.
+    max_events : int, optional
+        At most this many events per file.
+    overwrite : bool
+        Redo outputs that exist, whatever made them.
+
+    Returns
+    -------
+    PredictReport
+        Files written, skipped as complete, failed (with reasons), bad events.
+    """
+    from parsers.readers import expand_files
+
+    from .inference import InferenceEngine
+
+    if max_events is not None and max_events < 1:
+        raise UserError(f"--max-events must be >= 1, got {max_events}")
+    files = expand_files(inputs)
+    _check_stems(files)
+    files = select_shard(files, shard)
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = provenance_of(cfg)
+    report = PredictReport()
+    todo = []
+    for file in files:
+        target = out / output_name(file)
+        if target.exists() and not overwrite:
+            found = read_provenance(target)
+            if found is not None and found.get("id") == provenance["id"]:
+                log.info("%s is complete: skipping", target)
+                report.skipped_complete.append(target)
+                continue
+            raise UserError(f"{target} exists but was made with another config or weights "
+                            f"(or is not a prediction output). Use --overwrite to redo it, or "
+                            f"another output directory.")
+        todo.append((file, target))
+    if not todo:
+        return report
+    engine = InferenceEngine(cfg)
+    for file, target in todo:
+        try:
+            _predict_one(engine, cfg, file, target, provenance, max_events, report)
+            log.info("wrote %s", target)
+        except BadEventError:
+            raise
+        except DataError as err:
+            log.error("failed %s: %s", file, err)
+            report.failed_files.append((file, str(err)))
+    if report.failed_files:
+        atomic_write_text(out / "failed_files.csv", _csv_text(("file", "reason"), report.failed_files))
+    return report

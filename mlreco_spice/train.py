@@ -1,0 +1,267 @@
+"""Training loop: schedule, two-stage seediness freeze, checkpoints, resume, DDP.
+
+:func:`train` is what ``mlreco-spice train`` calls. Outputs in
+``train.output_dir``:
+
+* ``checkpoint-<iteration>.pt``: model, optimiser, scheduler, RNG and the
+  config, written atomically every ``train.checkpoint_every`` iterations and
+  at the end (the last ``train.keep_checkpoints`` are kept);
+* ``train_log.csv``: one row per logged iteration with every loss term;
+* ``config.yaml``: the complete config of the run;
+* ``skipped.csv``: events skipped as bad, with file, entry and reason.
+
+Ctrl-C (SIGINT) saves a checkpoint at the current iteration and exits cleanly.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .atomic import atomic_write_text
+from .chain import Chain
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import dump_config
+from .distributed import DistContext, init_distributed, pick_device
+from .errors import UserError
+from .sampling import IterationBatchSampler
+from .training_log import SkipRecorder, TrainLog
+
+log = logging.getLogger(__name__)
+
+__all__ = ["train", "TrainResult", "build_optimizer", "build_scheduler", "seed_everything"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    output_dir: Path
+    start_iteration: int
+    last_iteration: int
+    last_checkpoint: Optional[Path]
+    interrupted: bool = False
+    model: Optional[torch.nn.Module] = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def build_optimizer(params, cfg: Dict[str, Any]) -> torch.optim.Optimizer:
+    """Adam / AdamW / SGD from ``train.optimizer``."""
+    name, lr, wd = cfg["name"], float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Optional[Dict[str, Any]],
+                    iterations: int):
+    """Optional LR schedule from ``train.lr_schedule`` (stepped every iteration).
+
+    ``{name: step, step_size: N, gamma: g}``, ``{name: cosine}`` (to
+    ``min_lr``, default 0, over the run) or ``{name: exponential, gamma: g}``.
+    """
+    if not cfg:
+        return None
+    cfg = dict(cfg)
+    name = cfg.pop("name", None)
+    try:
+        if name == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(cfg["step_size"]),
+                                                   gamma=float(cfg.get("gamma", 0.1)))
+        if name == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, iterations),
+                                                              eta_min=float(cfg.get("min_lr", 0.0)))
+        if name == "exponential":
+            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(cfg["gamma"]))
+    except KeyError as err:
+        raise UserError(f"train.lr_schedule '{name}' needs the key {err}") from None
+    raise UserError(f"train.lr_schedule.name '{name}' is not one of step, cosine, exponential")
+
+
+def _to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+            for k, v in batch.items()}
+
+
+def _total_iterations(cfg: Dict[str, Any], n_events: int, world: int) -> int:
+    tcfg = cfg["train"]
+    if tcfg.get("epochs"):
+        per_epoch = math.ceil(n_events / (cfg["io"]["loader"]["batch_size"] * world))
+        return int(tcfg["epochs"]) * per_epoch
+    return int(tcfg["iterations"])
+
+
+class _Wrapped:
+    """The chain, possibly inside DistributedDataParallel (re-wrapped when freezing changes)."""
+
+    def __init__(self, chain: Chain, dist: DistContext, device: torch.device):
+        self.chain, self.dist, self.device = chain, dist, device
+        self.module: torch.nn.Module = chain
+        self.wrap()
+
+    def wrap(self) -> None:
+        if not self.dist.enabled:
+            return
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # Why re-wrap: DDP fixes the set of parameters it reduces at
+        # construction, so unfreezing the seediness branch needs a new wrapper.
+        self.module = DDP(self.chain, device_ids=[self.device] if self.device.type == "cuda" else None,
+                          broadcast_buffers=True)
+
+
+def _set_seed_freeze(chain: Chain, frozen: bool) -> bool:
+    _, net = chain.find_stage("set_seediness_frozen")
+    if net is None:
+        return False
+    net.set_seediness_frozen(frozen)
+    for loss in chain.losses.values():
+        if hasattr(loss, "set_seediness_frozen"):
+            loss.set_seediness_frozen(frozen)
+    return True
+
+
+def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train the chain described by a complete config (see :func:`load_config`).
+
+    Parameters
+    ----------
+    cfg : dict
+        Complete config; ``io.dataset.files`` must be set.
+    resume : bool
+        Continue from the newest readable checkpoint in ``train.output_dir``.
+    progress : bool
+        Show a tqdm bar (rank 0 only).
+    """
+    from parsers.collate import collate_events
+    from parsers.dataset import SpiceDataset
+    from tqdm import tqdm
+
+    tcfg = cfg["train"]
+    dist = init_distributed(tcfg["device"])
+    device = pick_device(tcfg["device"], dist.local_rank)
+    out = Path(tcfg["output_dir"])
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    seed_everything(int(tcfg["seed"]))
+    torch.use_deterministic_algorithms(False)
+
+    dataset = SpiceDataset(cfg["io"])
+    chain = Chain(cfg["model"]).to(device)
+    optimizer = build_optimizer([p for p in chain.parameters()], tcfg["optimizer"])
+    total = _total_iterations(cfg, len(dataset), dist.world_size)
+    scheduler = build_scheduler(optimizer, tcfg.get("lr_schedule"), total)
+
+    start = 0
+    if resume:
+        path = latest_checkpoint(out)
+        if path is None:
+            raise UserError(f"--resume: no readable checkpoint in {out}")
+        state = load_checkpoint(path, map_location=device)
+        chain.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler"):
+            scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        start = int(state["iteration"])
+        log.info("resuming from %s (iteration %d)", path, start)
+    if start >= total:
+        log.info("nothing to do: already at iteration %d of %d", start, total)
+        dist.close()
+        return TrainResult(out, start, start, latest_checkpoint(out) if dist.is_main else None,
+                           model=chain)
+
+    freeze_until = int(tcfg["freeze_seediness_iterations"])
+    seed_frozen = start < freeze_until and _set_seed_freeze(chain, True)
+    wrapped = _Wrapped(chain, dist, device)
+    sampler = IterationBatchSampler(len(dataset), cfg["io"]["loader"]["batch_size"], int(tcfg["seed"]),
+                                    start, total, dist.rank, dist.world_size,
+                                    shuffle=cfg["io"]["loader"]["shuffle"])
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_events,
+                                         num_workers=cfg["io"]["loader"]["num_workers"])
+    train_log = TrainLog(out / "train_log.csv", start, enabled=dist.is_main)
+    skips = SkipRecorder(out / "skipped.csv", enabled=dist.is_main)
+    if dist.is_main:
+        atomic_write_text(out / "config.yaml", dump_config(cfg))
+
+    def checkpoint(iteration: int) -> Optional[Path]:
+        if not dist.is_main:
+            return None
+        return save_checkpoint(out, iteration, {
+            "model": chain.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "config": cfg, "rng": {"torch": torch.get_rng_state()},
+            "version": __import__("mlreco_spice").__version__,
+        }, keep=int(tcfg["keep_checkpoints"]))
+
+    interrupted = {"flag": False}
+    previous_handler = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):  # finish the current iteration, then save
+        interrupted["flag"] = True
+        log.warning("SIGINT: saving a checkpoint after this iteration and stopping")
+
+    signal.signal(signal.SIGINT, on_sigint)
+    chain.train()
+    iteration, last_ckpt = start, None
+    bar = tqdm(total=total, initial=start, disable=not (progress and dist.is_main),
+               dynamic_ncols=True, desc="train")
+    try:
+        for batch in loader:
+            if seed_frozen and iteration >= freeze_until:
+                _set_seed_freeze(chain, False)
+                seed_frozen = False
+                wrapped.wrap()
+                log.info("iteration %d: seediness branch unfrozen (stage 2)", iteration)
+            skips.record(batch.get("skipped", []))
+            tick = time.perf_counter()
+            batch = _to_device(batch, device)
+            if batch["batch_size"] == 0:
+                log.warning("iteration %d: every event of the batch was skipped", iteration)
+                iteration += 1
+                bar.update(1)
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            outputs = wrapped.module(batch)
+            terms = chain.compute_loss(batch, outputs)
+            terms["loss"].backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            iteration += 1
+            elapsed = time.perf_counter() - tick
+            if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
+                train_log.write(iteration, terms, optimizer.param_groups[0]["lr"], elapsed)
+            bar.set_postfix(loss=f"{float(terms['loss']):.4f}", refresh=False)
+            bar.update(1)
+            if iteration % int(tcfg["checkpoint_every"]) == 0 or iteration == total:
+                last_ckpt = checkpoint(iteration) or last_ckpt
+            if interrupted["flag"]:
+                if iteration % int(tcfg["checkpoint_every"]) != 0 and iteration != total:
+                    last_ckpt = checkpoint(iteration) or last_ckpt
+                break
+    finally:
+        bar.close()
+        train_log.close()
+        skips.close()
+        signal.signal(signal.SIGINT, previous_handler)
+        dist.close()
+    if interrupted["flag"]:
+        log.warning("stopped by SIGINT at iteration %d; resume with --resume", iteration)
+    return TrainResult(out, start, iteration, last_ckpt, interrupted["flag"], chain)

@@ -1,0 +1,1 @@
+"""Shipped model weights and thresholds, installed as package data."""
