@@ -22,7 +22,8 @@ from typing import Optional
 
 from .errors import UserError
 
-__all__ = ["BackendMissingError", "import_minkowski", "minkowski_available", "INSTALL_HINT"]
+__all__ = ["BackendMissingError", "import_minkowski", "minkowski_available", "INSTALL_HINT",
+           "set_sparse_threads"]
 
 INSTALL_HINT = (
     "MinkowskiEngine 0.5.4 is required for the networks but is not importable.\n"
@@ -84,3 +85,31 @@ def minkowski_available() -> bool:
         return True
     except BackendMissingError:
         return False
+
+
+def set_sparse_threads(count: int) -> bool:
+    """Set the BLAS thread count of MinkowskiEngine's CPU kernels.
+
+    ME's CPU convolutions call OpenBLAS (linked from the system, separate
+    from torch's own threading), whose multi-threaded GEMM sums in a
+    thread-dependent order: results then differ in the last digits between
+    runs. One thread makes training bit-reproducible on CPU
+    (``train.deterministic``), at some speed cost; torch.set_num_threads does
+    not reach this library.
+
+    Returns
+    -------
+    bool
+        False when no OpenBLAS with ``openblas_set_num_threads`` is loaded.
+    """
+    import ctypes
+
+    import_minkowski()
+    for name in ("libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.so"):
+        try:
+            blas = ctypes.CDLL(name)
+            blas.openblas_set_num_threads(int(count))
+            return True
+        except (OSError, AttributeError):
+            continue
+    return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import List, Optional, Tuple
 
 from .config import ConfigError, load_config
@@ -61,6 +62,9 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """:func:`mlreco_spice.train.train`."""
     cfg = load_config(args.config, args.set, require=["io.dataset.files"])
+    if cfg["train"]["deterministic"]:
+        # Must happen before torch and MinkowskiEngine start their thread pools.
+        os.environ["OMP_NUM_THREADS"] = "1"
     from .train import train
 
     train(cfg, resume=args.resume)

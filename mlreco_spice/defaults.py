@@ -157,6 +157,10 @@ DEFAULTS = {
         "keep_checkpoints": 3,
         "output_dir": Spec("runs/spice", (str,), path=True),
         "seed": 0,
+        # Bit-reproducible CPU training: `mlreco-spice train` then runs the CPU
+        # kernels on one OpenMP thread (multi-threaded reductions sum in a
+        # varying order). Costs up to 2x on 2 cores; set false for speed.
+        "deterministic": True,
         "device": Spec("auto", (str,), doc="auto, cpu, cuda or cuda:N"),
         "optimizer": {
             "name": Spec("adam", (str,), choices=("adam", "adamw", "sgd")),

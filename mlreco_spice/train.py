@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import signal
 import time
@@ -154,13 +155,16 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
     from tqdm import tqdm
 
     tcfg = cfg["train"]
+    if tcfg["deterministic"] and os.environ.get("OMP_NUM_THREADS") != "1":
+        log.warning("train.deterministic: bit-exact CPU runs need OMP_NUM_THREADS=1 before torch "
+                    "is imported (`mlreco-spice train` sets it); this process uses %d threads",
+                    torch.get_num_threads())
     dist = init_distributed(tcfg["device"])
     device = pick_device(tcfg["device"], dist.local_rank)
     out = Path(tcfg["output_dir"])
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
     seed_everything(int(tcfg["seed"]))
-    torch.use_deterministic_algorithms(False)
 
     dataset = SpiceDataset(cfg["io"])
     chain = Chain(cfg["model"]).to(device)
@@ -248,7 +252,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
             elapsed = time.perf_counter() - tick
             if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
                 train_log.write(iteration, terms, optimizer.param_groups[0]["lr"], elapsed)
-            bar.set_postfix(loss=f"{float(terms['loss']):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", refresh=False)
             bar.update(1)
             if iteration % int(tcfg["checkpoint_every"]) == 0 or iteration == total:
                 last_ckpt = checkpoint(iteration) or last_ckpt

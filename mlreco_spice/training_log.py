@@ -70,14 +70,14 @@ class TrainLog:
         """Append one row; scalar tensors only (per-class vectors are skipped)."""
         if not self.enabled:
             return
-        values = {k: float(v) for k, v in terms.items()
-                  if not isinstance(v, torch.Tensor) or v.numel() == 1}
+        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+                  for k, v in terms.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
         if self.columns is None:
             self.columns = list(_FIXED) + sorted(values)
             self._stream = open(self.path, "w", newline="")
             csv.writer(self._stream).writerow(self.columns)
-        row = {"iteration": iteration, "lr": lr, "time_s": round(seconds, 4),
-               "wall_time": round(time.time(), 3), **values}
+        row = {"iteration": iteration, "lr": lr, "time_s": f"{seconds:.4f}",
+               "wall_time": f"{time.time():.3f}", **values}
         csv.writer(self._stream).writerow([_fmt(row.get(c, "")) for c in self.columns])
         self._stream.flush()
 

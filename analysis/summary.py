@@ -1,0 +1,155 @@
+"""The summary of an evaluation: paper Table III plus segmentation accuracy.
+
+Built from the merged ``cluster_metrics.csv`` and ``segmentation.csv``:
+
+* per class, the mean purity, efficiency and ARI over the (event, class) rows
+  (Table III), and the fraction of those rows with ARI above
+  ``analysis.ari_threshold`` (the abstract's headline figure), also over all rows;
+* the semantic stage's confusion matrix (voxels, true class x predicted
+  class) and per-class voxel accuracy (diagonal / true-class total).
+
+Written as ``summary.csv``, ``summary.md`` and ``confusion_matrix.csv``.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from mlreco_spice.atomic import atomic_write_text
+from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, class_index
+
+from .columns import SUMMARY
+from .csv_parts import csv_text, format_value, read_table
+
+__all__ = ["Summary", "summarize", "summary_markdown", "write_summary", "summarize_outdir",
+           "ALL_CLASSES"]
+
+#: Class label of the row aggregating every class.
+ALL_CLASSES = "all"
+
+
+@dataclass
+class Summary:
+    """Aggregates of one evaluation (see module doc)."""
+
+    rows: List[Dict[str, Any]]            # SUMMARY columns, one per class present + "all"
+    ari_threshold: float
+    n_events: int
+    confusion: Optional[np.ndarray]       # (NUM_CLASSES, NUM_CLASSES) voxels; None: no seg stage
+
+    def row(self, name: str) -> Dict[str, Any]:
+        """The row of class ``name`` (or ``all``)."""
+        return next(r for r in self.rows if r["class"] == name)
+
+
+def _floats(rows: Sequence[Mapping[str, str]], column: str) -> np.ndarray:
+    return np.array([float(r[column]) if r[column] != "" else math.nan for r in rows], dtype=float)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(values)) if values.size else math.nan
+
+
+def _aggregate(name: str, rows: Sequence[Mapping[str, str]], threshold: float,
+               accuracy: float) -> Dict[str, Any]:
+    ari = _floats(rows, "ari")
+    finite = np.isfinite(ari)
+    return {"class": name, "n_rows": len(rows), "purity": _nanmean(_floats(rows, "purity")),
+            "efficiency": _nanmean(_floats(rows, "efficiency")), "ari": _nanmean(ari),
+            "frac_ari_above": float(np.mean(ari[finite] > threshold)) if finite.any() else math.nan,
+            "voxel_accuracy": accuracy}
+
+
+def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Sequence[Mapping[str, str]],
+              ari_threshold: float, n_events: int) -> Summary:
+    """Aggregate CSV rows (dicts of strings, as read back) into a :class:`Summary`.
+
+    Parameters
+    ----------
+    metric_rows : rows of ``cluster_metrics.csv``
+    segmentation_rows : rows of ``segmentation.csv`` (may be empty)
+    ari_threshold : float
+        ``analysis.ari_threshold``; a row counts when ``ari > threshold``.
+    n_events : int
+        Events evaluated (rows of ``events.csv``).
+    """
+    confusion = None
+    if segmentation_rows:
+        confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+        for r in segmentation_rows:
+            confusion[class_index(r["true_class"]), class_index(r["pred_class"])] += int(r["n_voxels"])
+    totals = confusion.sum(axis=1) if confusion is not None else np.zeros(NUM_CLASSES)
+    rows = []
+    for c, name in enumerate(CLASS_NAMES):
+        in_class = [r for r in metric_rows if r["class"] == name]
+        accuracy = confusion[c, c] / totals[c] if totals[c] else math.nan
+        if in_class or totals[c]:
+            rows.append(_aggregate(name, in_class, ari_threshold, float(accuracy)))
+    overall = float(np.trace(confusion) / confusion.sum()) if confusion is not None and confusion.sum() \
+        else math.nan
+    rows.append(_aggregate(ALL_CLASSES, metric_rows, ari_threshold, overall))
+    return Summary(rows=rows, ari_threshold=float(ari_threshold), n_events=n_events,
+                   confusion=confusion)
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(format_value(v) if not isinstance(v, float) else
+                                (f"{v:.4f}" if math.isfinite(v) else "-") for v in row) + " |"
+              for row in rows]
+    return lines
+
+
+def summary_markdown(summary: Summary) -> str:
+    """The summary as Markdown (what ``evaluate`` prints and writes to ``summary.md``)."""
+    lines = [f"## Clustering (paper Table III): {summary.n_events} events, "
+             f"{summary.row(ALL_CLASSES)['n_rows']} (event, class) rows", ""]
+    lines += _markdown_table(
+        ("class", "rows", "purity", "efficiency", "ARI", f"ARI > {summary.ari_threshold:g}"),
+        [(r["class"], r["n_rows"], r["purity"], r["efficiency"], r["ari"], r["frac_ari_above"])
+         for r in summary.rows])
+    frac = summary.row(ALL_CLASSES)["frac_ari_above"]
+    lines += ["", f"Fraction of (event, class) rows with ARI > {summary.ari_threshold:g}: "
+                  + (f"{frac:.4f}" if math.isfinite(frac) else "-"), ""]
+    if summary.confusion is None:
+        lines.append("## Segmentation: no semantic stage output (the chain has no segmentation stage)")
+    else:
+        lines += ["## Segmentation: voxel accuracy per true class", ""]
+        lines += _markdown_table(("class", "voxel accuracy"),
+                                 [(r["class"], r["voxel_accuracy"]) for r in summary.rows])
+        lines += ["", "Confusion matrix (voxels; rows: true class, columns: predicted class)", ""]
+        lines += _markdown_table(("true \\ pred",) + CLASS_NAMES,
+                                 [(name,) + tuple(int(v) for v in summary.confusion[c])
+                                  for c, name in enumerate(CLASS_NAMES)])
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(outdir: Path, summary: Summary) -> List[Path]:
+    """Write ``summary.csv``, ``summary.md`` and (with a seg stage) ``confusion_matrix.csv``."""
+    outdir = Path(outdir)
+    paths = [outdir / "summary.csv", outdir / "summary.md"]
+    atomic_write_text(paths[0], csv_text(SUMMARY, summary.rows))
+    atomic_write_text(paths[1], summary_markdown(summary))
+    confusion_path = outdir / "confusion_matrix.csv"
+    if summary.confusion is not None:
+        rows = [{"true_class": name, **{p: int(v) for p, v in zip(CLASS_NAMES, summary.confusion[c])}}
+                for c, name in enumerate(CLASS_NAMES)]
+        atomic_write_text(confusion_path, csv_text(("true_class",) + CLASS_NAMES, rows))
+        paths.append(confusion_path)
+    else:
+        confusion_path.unlink(missing_ok=True)  # a stale one would contradict summary.md
+    return paths
+
+
+def summarize_outdir(outdir: Path, ari_threshold: float) -> Summary:
+    """:func:`summarize` the merged CSVs of an evaluation directory."""
+    outdir = Path(outdir)
+    return summarize(read_table(outdir / "cluster_metrics.csv"), read_table(outdir / "segmentation.csv"),
+                     ari_threshold, len(read_table(outdir / "events.csv")))

@@ -1,0 +1,271 @@
+"""Inference clustering: SPICE outputs -> one instance label per voxel.
+
+:func:`cluster_events` is the plain function; :class:`SPICEClusterer` only
+holds its options (the ``clusterer`` config block). The per-segment greedy
+loops are in :mod:`.kernels` (``mode="fast"``, the paper's procedure) and
+:mod:`.spine_compat` (``mode="spine"``, SPINE's variant voxel for voxel).
+
+Label convention
+----------------
+* ``-1``: unclustered (class outside 0-4, no seed passed ``s0``, a leftover
+  with ``assign_leftovers=False``, or a dissolved small cluster).
+* Ids **restart at 0 in every event** and are unique within it: classes in
+  class order (HIP, MIP, Shower, Delta, Michel), within a class in seed order.
+  ``(batch_id, label)`` identifies an instance across a batch.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..columns import CLASS_NAMES, NUM_CLASSES, class_index, per_class
+from ..defaults import PAPER_THRESHOLDS
+from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
+from .spine_compat import spine_segment
+
+__all__ = ["SPICEClusterer", "cluster_events", "resolve_thresholds", "MODES"]
+
+MODES = ("fast", "spine")
+BACKENDS = ("auto", "numba", "torch")
+
+ThresholdSpec = Union[None, float, Sequence[float], Dict[Union[str, int], float]]
+
+
+def resolve_thresholds(s0: ThresholdSpec = None, p0: ThresholdSpec = None
+                       ) -> Tuple[List[float], List[float]]:
+    """Per-class ``(s0, p0)`` lists from any accepted form.
+
+    Parameters
+    ----------
+    s0, p0 : None, float, sequence of 5 floats, or mapping
+        ``None`` gives the paper's Table II values; a scalar applies to every
+        class; a mapping is keyed by class name or index and classes it omits
+        keep the Table II value.
+
+    Returns
+    -------
+    (list of float, list of float)
+        Five values each, in class order.
+
+    Raises
+    ------
+    ValueError
+        Unknown class, wrong length, or a value outside [0, 1].
+    """
+    out = []
+    for name, values in (("s0", s0), ("p0", p0)):
+        paper = [PAPER_THRESHOLDS[c][name] for c in CLASS_NAMES]
+        if isinstance(values, dict):
+            resolved = list(paper)
+            for key, value in values.items():
+                resolved[class_index(key)] = float(value)
+        else:
+            resolved = paper if values is None else per_class(values, 0.0)
+        for c, value in enumerate(resolved):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [0, 1], got {value}")
+        out.append(resolved)
+    return out[0], out[1]
+
+
+def _check_inputs(embeddings, margins, seediness, semantics, batch_ids) -> None:
+    """Validate types and shapes (finiteness is checked where the data is converted)."""
+    if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2:
+        raise ValueError("embeddings must be a 2-D torch.Tensor (N, D)")
+    n = embeddings.shape[0]
+    for name, value in (("margins", margins), ("seediness", seediness),
+                        ("semantics", semantics), ("batch_ids", batch_ids)):
+        if not isinstance(value, torch.Tensor) or value.numel() != n or \
+                (value.dim() == 2 and value.shape[1] != 1) or value.dim() > 2:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be a torch.Tensor of shape ({n},) or ({n}, 1) "
+                             f"to match embeddings; got {shape}")
+
+
+def _check_finite(**arrays) -> None:
+    """Raise ValueError naming the first array with NaN or inf (numpy or torch)."""
+    for name, value in arrays.items():
+        finite = torch.isfinite(value).all() if isinstance(value, torch.Tensor) \
+            else np.isfinite(value).all()
+        if not bool(finite):
+            raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _segments(semantics: np.ndarray, batch: np.ndarray, seediness: np.ndarray):
+    """Order voxels by (event, class, -seediness, index) and cut into segments.
+
+    Returns ``order`` and a list of ``(start, stop, event, class)`` over it;
+    voxels whose class is outside 0-4 are left out.
+    """
+    valid = np.flatnonzero((semantics >= 0) & (semantics < NUM_CLASSES))
+    # Stable sorts, minor key first: ties in seediness keep voxel order.
+    order = valid[np.argsort(-seediness[valid], kind="stable")]
+    key = batch[order] * NUM_CLASSES + semantics[order]
+    by_key = np.argsort(key, kind="stable")
+    order, key = order[by_key], key[by_key]
+    cuts = np.flatnonzero(np.diff(key)) + 1
+    starts = np.concatenate(([0], cuts)) if key.size else np.zeros(0, dtype=np.int64)
+    stops = np.concatenate((cuts, [key.size])) if key.size else np.zeros(0, dtype=np.int64)
+    segments = [(int(a), int(b), int(key[a] // NUM_CLASSES), int(key[a] % NUM_CLASSES))
+                for a, b in zip(starts, stops)]
+    return order, segments
+
+
+def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: torch.Tensor,
+                   semantics: torch.Tensor, batch_ids: torch.Tensor,
+                   s0: ThresholdSpec = None, p0: ThresholdSpec = None,
+                   min_cluster_size: int = 1, assign_leftovers: bool = True,
+                   mode: str = "fast", backend: str = "auto") -> torch.Tensor:
+    """Cluster every (event, class) of a batch with greedy seeds (paper sec. II.C).
+
+    Parameters
+    ----------
+    embeddings : torch.Tensor (N, D)
+        Embedding per voxel.
+    margins, seediness : torch.Tensor (N,) or (N, 1)
+        Margin (sigma) and seediness per voxel.
+    semantics : torch.Tensor (N,)
+        Class per voxel used for clustering (predicted or true); values outside
+        0-4 give -1.
+    batch_ids : torch.Tensor (N,)
+        Event per voxel (any integer-valued dtype; need not be sorted).
+    s0, p0 : per-class thresholds
+        See :func:`resolve_thresholds` (default: paper Table II).
+    min_cluster_size : int
+        ``fast``: clusters with fewer voxels after the final assignment are
+        dissolved (their voxels become -1). ``spine``: SPINE's ``min_size``
+        (candidates smaller than this are rejected while growing).
+    assign_leftovers : bool
+        Voxels covered by no candidate (loop stopped by ``s0``) go to their
+        most probable candidate; if False they stay -1.
+    mode : {"fast", "spine"}
+        ``fast``: the paper's procedure (each voxel to its highest-p candidate),
+        numba on CPU, torch on CUDA. ``spine``: SPINE 1.4.3's clusterer, voxel
+        for voxel (first candidate with ``p >= p0`` keeps a voxel).
+    backend : {"auto", "numba", "torch"}
+        ``fast`` mode kernel: ``auto`` is numba for CPU tensors (measured
+        faster, see ``benchmarks/cluster_speed.py``) and torch on the tensors'
+        device otherwise. Both give identical labels.
+
+    Returns
+    -------
+    torch.LongTensor (N,)
+        Instance label per voxel on ``embeddings.device``; ids restart per event
+        (see the module docstring), -1 for unclustered.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got '{mode}'")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got '{backend}'")
+    if int(min_cluster_size) < 1:
+        raise ValueError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
+    s0_values, p0_values = resolve_thresholds(s0, p0)
+    _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
+    device = embeddings.device
+    n = embeddings.shape[0]
+    embeddings = embeddings.detach()
+    margins, seediness = margins.detach().reshape(-1), seediness.detach().reshape(-1)
+    # Ordering needs only three vectors on the host; on CUDA the embeddings stay
+    # on the device. Host work is numpy: small torch CPU ops cost more than the kernel.
+    sem_np = semantics.detach().reshape(-1).cpu().numpy().astype(np.int64)
+    batch_np = batch_ids.detach().reshape(-1).cpu().numpy().astype(np.int64)
+    seed_np = seediness.cpu().numpy().astype(np.float64)
+    if batch_np.size and batch_np.min() < 0:
+        raise ValueError(f"batch_ids must be >= 0, got {batch_np.min()}")
+    numba_path = mode == "fast" and (backend == "numba" or
+                                     (backend == "auto" and device.type == "cpu"))
+    if numba_path:
+        emb_np = embeddings.cpu().numpy().astype(np.float64)
+        margin_np = margins.cpu().numpy().astype(np.float64)
+        _check_finite(embeddings=emb_np, margins=margin_np, seediness=seed_np)
+    else:
+        _check_finite(embeddings=embeddings, margins=margins, seediness=seed_np)
+    order, segments = _segments(sem_np, batch_np, seed_np)
+    sorted_labels = np.full(order.size, -1, dtype=np.int64)
+    if numba_path:
+        emb_sorted, margin_sorted, seed_sorted = emb_np[order], margin_np[order], seed_np[order]
+    elif segments:
+        order_t = torch.as_tensor(order, device=device)
+        emb_sorted, margin_sorted = embeddings[order_t], margins[order_t]
+        seed_sorted = seediness[order_t]
+    next_id: Dict[int, int] = {}
+    for start, stop, event, c in segments:
+        part = slice(start, stop)
+        if mode == "spine":
+            local = spine_segment(emb_sorted[part], margin_sorted[part], seed_sorted[part],
+                                  s0_values[c], p0_values[c], int(min_cluster_size),
+                                  bool(assign_leftovers)).cpu().numpy()
+            count = int(local.max()) + 1
+        else:
+            if numba_path:
+                local = greedy_levels(emb_sorted[part], margin_sorted[part], seed_sorted[part],
+                                      np.array([s0_values[c]]), log_threshold(p0_values[c]),
+                                      bool(assign_leftovers))[0]
+            else:
+                local = greedy_torch(emb_sorted[part], margin_sorted[part], seed_sorted[part],
+                                     s0_values[c], log_threshold(p0_values[c]),
+                                     bool(assign_leftovers)).cpu().numpy()
+            local, count = drop_small(local, int(min_cluster_size))
+        offset = next_id.get(event, 0)
+        sorted_labels[part] = np.where(local >= 0, local + offset, -1)
+        next_id[event] = offset + count
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[order] = sorted_labels
+    return torch.from_numpy(labels).to(device)
+
+
+class SPICEClusterer:
+    """Options of :func:`cluster_events`; accepts the ``clusterer`` config block as kwargs.
+
+    Parameters
+    ----------
+    s0, p0 : per-class thresholds, optional
+        Mapping by class name or index, list of 5, or scalar (default: paper
+        Table II, ``defaults.PAPER_THRESHOLDS``).
+    min_cluster_size : int
+    assign_leftovers : bool
+    mode : {"fast", "spine"}
+    enabled : bool
+        When False, calling returns all -1 (the chain may keep the stage but
+        skip clustering).
+
+    Examples
+    --------
+    >>> clusterer = SPICEClusterer(s0={"Shower": 0.3}, p0=0.1)
+    >>> labels = clusterer(embeddings, margins, seediness, semantics, batch_ids)
+    """
+
+    def __init__(self, s0: ThresholdSpec = None, p0: ThresholdSpec = None,
+                 min_cluster_size: int = 1, assign_leftovers: bool = True,
+                 mode: str = "fast", enabled: bool = True):
+        if mode not in MODES:
+            raise ValueError(f"clusterer mode must be one of {MODES}, got '{mode}'")
+        if int(min_cluster_size) < 1:
+            raise ValueError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
+        self.s0, self.p0 = resolve_thresholds(s0, p0)
+        self.min_cluster_size = int(min_cluster_size)
+        self.assign_leftovers = bool(assign_leftovers)
+        self.mode = mode
+        self.enabled = bool(enabled)
+
+    def __call__(self, embeddings: torch.Tensor, margins: torch.Tensor, seediness: torch.Tensor,
+                 semantics: torch.Tensor, batch_ids: torch.Tensor) -> torch.Tensor:
+        """Instance label per voxel; see :func:`cluster_events`."""
+        if not self.enabled:
+            _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
+            return torch.full((embeddings.shape[0],), -1, dtype=torch.long,
+                              device=embeddings.device)
+        return cluster_events(embeddings, margins, seediness, semantics, batch_ids,
+                              s0=self.s0, p0=self.p0, min_cluster_size=self.min_cluster_size,
+                              assign_leftovers=self.assign_leftovers, mode=self.mode)
+
+    def thresholds(self) -> Dict[str, Dict[str, float]]:
+        """``{"s0": {class: value}, "p0": {...}}`` by class name."""
+        return {"s0": dict(zip(CLASS_NAMES, self.s0)), "p0": dict(zip(CLASS_NAMES, self.p0))}
+
+    def __repr__(self) -> str:
+        return (f"SPICEClusterer(mode={self.mode!r}, min_cluster_size={self.min_cluster_size}, "
+                f"assign_leftovers={self.assign_leftovers}, enabled={self.enabled}, "
+                f"s0={self.s0}, p0={self.p0})")
