@@ -25,7 +25,7 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 __all__ = ["CheckpointError", "save_checkpoint", "list_checkpoints", "latest_checkpoint",
-           "load_checkpoint", "load_state_into", "weights_digest"]
+           "load_checkpoint", "load_state_into", "weights_digest", "export_weights"]
 
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
 FORMAT = "mlreco_spice-checkpoint"
@@ -127,3 +127,16 @@ def weights_digest(path: Path) -> str:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def export_weights(checkpoint: Path, target: Path) -> Path:
+    """Write a checkpoint's model weights and config only (no optimiser state).
+
+    The result loads anywhere a checkpoint does (``predict.weights``) and is
+    about a third of the size.
+    """
+    payload = load_checkpoint(checkpoint)
+    slim = {key: payload[key] for key in ("model", "config", "iteration", "version") if key in payload}
+    slim["format"] = FORMAT
+    atomic_write(Path(target), lambda stream: torch.save(slim, stream))
+    return Path(target)

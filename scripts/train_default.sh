@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Reproduce the shipped default model (`make train-default`):
+#   1. simulate the training set (seed 1) and the validation set (seed 2), 512 px;
+#   2. train uresnet + SPICE with chain_configs/spice_train.yaml;
+#   3. tune the clustering thresholds on the validation set;
+#   4. export the weights and thresholds to weights/.
+# Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+DATA=${DATA:-runs/default_data}
+N_TRAIN=${N_TRAIN:-800}
+N_VAL=${N_VAL:-100}
+mkdir -p "$DATA"
+[ -f "$DATA/train.h5" ] || $BIN/mlreco-spice simulate -o "$DATA/train.h5" -n "$N_TRAIN" --seed 1
+[ -f "$DATA/val.h5" ]   || $BIN/mlreco-spice simulate -o "$DATA/val.h5" -n "$N_VAL" --seed 2
+RESUME=""
+ls runs/spice_train/checkpoint-*.pt >/dev/null 2>&1 && RESUME="--resume"
+$BIN/mlreco-spice train -c chain_configs/spice_train.yaml \
+    --set "io.dataset.files=[$PWD/$DATA/train.h5]" $RESUME "$@"
+LAST=$(ls runs/spice_train/checkpoint-*.pt | sort | tail -1)
+$BIN/python -c "import sys; from mlreco_spice.checkpoint import export_weights; export_weights(sys.argv[1], sys.argv[2])" \
+    "$LAST" weights/spice_default.pt
+$BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds.yaml \
+    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null \
+    --set "io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
+cp runs/spice_train/train_log.csv weights/train_log.csv
+echo "default model written to weights/ (from $LAST)"
