@@ -77,14 +77,18 @@ def _data_entry(cfg: Dict[str, Any]) -> str:
                     "network_input names one and there is no 'data' entry")
 
 
-def is_prediction_output(file: str, fmt: str = "auto") -> bool:
-    """True when ``file`` was written by ``predict`` (provenance or ``cluster3d_spice`` present)."""
+def is_prediction_output(file: str, fmt: str = "auto", options: Optional[dict] = None) -> bool:
+    """True when ``file`` was written by ``predict`` (provenance or ``cluster3d_spice`` present).
+
+    ``fmt`` and ``options`` (``io.dataset.format``/``reader_options``) say how to
+    read a file that is not a predict output (those are always larcv3).
+    """
     from mlreco_spice.predict import read_provenance
     from parsers.readers import open_reader
 
     if str(file).endswith((".h5", ".hdf5")) and read_provenance(Path(file)) is not None:
         return True
-    reader = open_reader([file], fmt, None, **cfg["io"]["dataset"]["reader_options"])
+    reader = open_reader([file], fmt, None, **(options or {}))
     return len(reader) > 0 and SPICE_PRODUCER in reader[0].cluster3d
 
 
@@ -228,16 +232,20 @@ def iter_events(cfg: Dict[str, Any], file: str, engine_factory: Callable[[], Any
 
     label_cfg = require_labels(cfg)
     fmt = cfg["io"]["dataset"]["format"]
-    from_output = is_prediction_output(file, fmt)
+    options = cfg["io"]["dataset"]["reader_options"]
+    from_output = is_prediction_output(file, fmt, options)
     data_key = _data_entry(cfg)
     io_cfg = dict(cfg["io"])
     if from_output:
-        # Only the voxels and the truth: the other entries (seg_label) may not be copied.
+        # Predict outputs are larcv3 whatever the input format was. Only the
+        # voxels and the truth: the other entries (seg_label) may not be copied.
+        fmt, options = "larcv3", {}
         schema = {k: cfg["io"]["dataset"]["schema"][k] for k in (data_key, LABEL_ENTRY)}
-        io_cfg["dataset"] = dict(cfg["io"]["dataset"], schema=schema)
+        io_cfg["dataset"] = dict(cfg["io"]["dataset"], schema=schema, format=fmt,
+                                 reader_options=options)
     dataset = SpiceDataset(io_cfg, files=[file])
     inputs = schema_products(io_cfg["dataset"]["schema"])
-    reader = open_reader([file], fmt, None, **cfg["io"]["dataset"]["reader_options"])
+    reader = open_reader([file], fmt, None, **options)
     if entries is None:
         entries = range(len(reader) if max_events is None else min(len(reader), max_events))
     timing = _read_timing(file) if from_output else {}

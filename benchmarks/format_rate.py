@@ -8,11 +8,14 @@ as the training loader does. Reports events/s and voxels/s per format.
 Usage::
 
     python benchmarks/format_rate.py                      # committed fixtures
-    python benchmarks/format_rate.py --pilarnet-m-size 512 --events 20
+    python benchmarks/format_rate.py --sim-size 512 --events 20
     python benchmarks/format_rate.py --file larcv2:/data/pilarnet_512.root
 
-``--pilarnet-m-size`` also writes simulated events of that image size in the
-PILArNet-M layout to a temporary file and measures it (no ROOT needed).
+``--sim-size`` also writes the same simulated events of that image size in
+each format to temporary files and measures them: larcv3 (needs larcv),
+PILArNet-M, and larcv2 when the PyPI ``root`` wheel is importable (the
+writer of ``tests/fixtures/make_larcv2_fixture.py``; skipped with a log
+line otherwise).
 """
 from __future__ import annotations
 
@@ -44,10 +47,9 @@ SCHEMAS: Dict[str, Dict[str, str]] = {
 def open_any(fmt: str, path: str, size: int, voxel_cm: float):
     """A reader for ``path``; PILArNet-M gets the grid of the file's events."""
     from parsers.readers import open_reader
-    from parsers.readers.pilarnet_m import PilarnetMReader
 
-    if fmt == "pilarnet_m":
-        return PilarnetMReader([path], grid_size=size, voxel_cm=voxel_cm)
+    if fmt == "pilarnet_m":  # io.dataset.reader_options of chain_configs/pilarnet_m.yaml
+        return open_reader(path, fmt, grid_size=size, voxel_cm=voxel_cm)
     return open_reader(path, fmt)
 
 
@@ -77,6 +79,31 @@ def rate_table(rows: List[Tuple[str, str, int, int, float]]) -> str:
     return "\n".join(lines)
 
 
+def simulate_formats(folder: Path, n: int, seed: int, size: int,
+                     voxel_mm: float) -> List[Tuple[str, str]]:
+    """Write the same simulated events in each available format; (format, path) pairs."""
+    from make_pilarnet_m_fixture import write_pilarnet_m
+    from mlreco_spice.sim import simulate_events
+    from parsers.writer import write_events
+
+    log.info("simulating %d events of %d px", n, size)
+    records = list(simulate_events(n, seed, size, voxel_mm))
+    out = [("larcv3", str(folder / f"sim_{size}_larcv3.h5")),
+           ("pilarnet_m", str(folder / f"sim_{size}_pilarnet_m.h5"))]
+    write_events(out[0][1], records)
+    write_pilarnet_m(records, out[1][1])
+    try:
+        from make_larcv2_fixture import load_root_classes, write_larcv2
+
+        root = load_root_classes(folder)
+    except ImportError as err:  # the root wheel is test-only
+        log.info("larcv2 not simulated (%s): pip install --pre root", err)
+        return out
+    out.append(("larcv2", str(folder / f"sim_{size}_larcv2.root")))
+    write_larcv2(records, Path(out[-1][1]), root)
+    return out
+
+
 def main(argv=None) -> int:
     from fixture_events import (FIXTURE_EVENTS, LARCV2_FIXTURE, LARCV3_FIXTURE,
                                 PILARNET_M_FIXTURE)
@@ -86,8 +113,8 @@ def main(argv=None) -> int:
                         help="FORMAT:PATH (format larcv3, larcv2 or pilarnet_m); repeatable")
     parser.add_argument("--events", type=int, default=200, help="events per file at most")
     parser.add_argument("--repeat", type=int, default=3, help="passes per file (best kept)")
-    parser.add_argument("--pilarnet-m-size", type=int, default=0,
-                        help="also simulate events of this image size into PILArNet-M")
+    parser.add_argument("--sim-size", "--pilarnet-m-size", type=int, default=0,
+                        help="also simulate events of this image size into each format")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -100,19 +127,13 @@ def main(argv=None) -> int:
                                                      ("pilarnet_m", PILARNET_M_FIXTURE))
                  if path.exists()]
     with tempfile.TemporaryDirectory() as tmp:
-        sim_size = args.pilarnet_m_size
-        if sim_size:
-            from make_pilarnet_m_fixture import write_pilarnet_m
-            from mlreco_spice.sim import simulate_events
-
-            path = str(Path(tmp) / f"sim_{sim_size}.h5")
-            log.info("simulating %d events of %d px", min(args.events, 20), sim_size)
-            write_pilarnet_m(list(simulate_events(min(args.events, 20), args.seed, sim_size,
-                                                  FIXTURE_EVENTS["voxel_mm"])), path)
-            files.append(("pilarnet_m", path))
+        sim_size = args.sim_size
+        simulated = simulate_formats(Path(tmp), min(args.events, 20), args.seed, sim_size,
+                                     FIXTURE_EVENTS["voxel_mm"]) if sim_size else []
+        files.extend(simulated)
         rows = []
         for fmt, path in files:
-            grid = sim_size if (sim_size and path.endswith(f"sim_{sim_size}.h5")) else size
+            grid = sim_size if (fmt, path) in simulated else size
             best = None
             for _ in range(args.repeat):
                 reader = open_any(fmt, path, grid, voxel_cm)

@@ -13,6 +13,14 @@ cluster      SPICEClusterer, cluster_events
 """
 from __future__ import annotations
 
+import os as _os
+
+# MinkowskiEngine resets the OpenMP thread count on every call; with the
+# default (active) wait policy idle OpenMP threads then spin and slow every
+# torch op on a busy machine by up to ~40x. Effective only if set before torch
+# is first imported, so it is set here, on our package's import.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 from . import columns  # noqa: E402

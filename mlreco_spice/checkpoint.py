@@ -44,6 +44,24 @@ def list_checkpoints(directory: Path) -> List[Path]:
     return [p for _, p in sorted(found)]
 
 
+def remove_stale_temps(directory: Path) -> List[Path]:
+    """Delete temporary checkpoint files a killed run left in ``directory``.
+
+    :func:`save_checkpoint` writes ``.checkpoint-<it>.pt.<random>.tmp.pt`` and
+    renames it; a kill in between leaves the temporary file, which never
+    matches a checkpoint name. Call only when no other process trains into
+    ``directory``.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = sorted(directory.glob(".checkpoint-*.pt.*.tmp.pt"))
+    for path in stale:
+        log.info("removing %s left by an interrupted run", path.name)
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def save_checkpoint(directory: Path, iteration: int, state: Dict[str, Any], keep: int = 3) -> Path:
     """Write ``checkpoint-<iteration>.pt`` atomically and prune to the last ``keep``."""
     path = Path(directory) / f"checkpoint-{iteration:07d}.pt"

@@ -99,10 +99,11 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise UserError(f"--events must be at least 1, got {args.events}")
     cfg = load_config(args.config, _run_overrides(args))
-    from .cluster.tuning import tune_from_files
+    from .cluster.tuning import format_threshold_table, tune_from_files
 
-    tune_from_files(cfg, args.input, args.output, n_events=args.events, step=args.step,
-                    metric=args.metric)
+    result = tune_from_files(cfg, args.input, args.output, n_events=args.events, step=args.step,
+                             metric=args.metric)
+    print(format_threshold_table(result))
     return 0
 
 

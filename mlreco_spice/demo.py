@@ -1,10 +1,11 @@
 """``make demo``: the main job on the shipped default, end to end.
 
-1. simulate a small test set (fixed seed, 512 px);
+1. simulate a small test set (fixed seed never used in training, 512 px);
 2. print its Table I statistics;
-3. when shipped weights exist: run the full chain (predict), evaluate with
-   plots and one event display into the output directory, and print the
-   summary table.
+3. run the full chain with the shipped weights (``predict``);
+4. evaluate the predictions: CSVs, the Table III summary, the paper's plots;
+5. draw one event display (HTML + PNG);
+6. print where everything is.
 """
 from __future__ import annotations
 
@@ -43,17 +44,24 @@ def run_demo(output: str, n_events: int = 20, size: int = 512) -> int:
     code = cli(["simulate", "--stats", str(data)])
     if code:
         return code
-    weights = _shipped_weights()
-    if weights is None:
-        log.warning("no shipped weights in weights/ yet: the demo stops after simulation")
-    else:
-        steps = (["evaluate", "-i", str(data), "-o", str(out / "evaluation"), "--plots"],
-                 ["display", "-i", str(data), "--entry", "0", "-o", str(out / "display")])
-        for step in steps:
-            code = cli(step)
-            if code:
-                return code
-    log.info("demo finished in %.0f s; outputs in %s", time.time() - start, out.resolve())
+    if _shipped_weights() is None:
+        log.error("no shipped weights (weights/spice_default.pt): run `make train-default`")
+        return 1
+    predictions = out / "predictions"
+    predicted = predictions / f"{data.stem}_spice.h5"
+    steps = (["predict", "-i", str(data), "-o", str(predictions), "--overwrite"],
+             ["evaluate", "-i", str(predicted), "-o", str(out / "evaluation"), "--plots",
+              "--overwrite"],
+             ["display", "-i", str(predicted), "--entry", "0", "-o", str(out / "display")])
+    for step in steps:
+        code = cli(step)
+        if code:
+            return code
+    print(f"\ndemo finished in {time.time() - start:.0f} s. Outputs in {out.resolve()}:\n"
+          f"  {predictions}/          larcv files with cluster3d_spice, timing CSVs\n"
+          f"  {out / 'evaluation'}/   cluster_metrics.csv, clusters.csv, pred_clusters.csv,\n"
+          f"                           summary.md, summary.csv, *.png\n"
+          f"  {out / 'display'}/      event display (HTML, PNG)")
     return 0
 
 

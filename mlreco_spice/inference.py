@@ -110,6 +110,10 @@ class InferenceEngine:
             load_state_into(self.chain, payload["model"], f"predict.weights ({weights})")
         else:
             log.warning("predict.weights is not set: the chain runs with random weights")
+        from .models import fold_batchnorm
+
+        # An inference-only chain: batch norms after convolutions fold into them.
+        fold_batchnorm(self.chain)
         self.chain.to(self.device).eval()
         self.spice_stage, _ = self.chain.find_stage("set_seediness_frozen")
 

@@ -14,12 +14,23 @@ Per input file, :func:`predict_files` writes, atomically:
 * ``<stem>_timing.csv`` — per-event forward and clustering wall time;
 * ``<stem>_skipped.csv`` — bad events (their output entry is empty).
 
+and, in ``OUTDIR``, after every run:
+
+* ``skipped.csv`` — the ``<stem>_skipped.csv`` rows of every complete output
+  in ``OUTDIR`` (this run's and earlier runs' or other shards'), merged;
+* ``failed_files.csv`` — inputs that have no output and why (files that
+  failed earlier and are complete now are dropped; removed when empty).
+
 A complete output whose provenance matches is skipped on re-run; one made
-with another config or weights stops the run unless ``overwrite``.
+with another config or weights stops the run unless ``overwrite``. A killed
+run leaves no output under a final name, only hidden temporary files, which
+the next run removes before redoing that input.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import json
@@ -44,6 +55,9 @@ PROVENANCE_ATTR = "mlreco_spice_provenance"
 TIMING_COLUMNS = ("entry", "run", "subrun", "event", "n_voxels", "n_clusters",
                   "forward_time_s", "cluster_time_s")
 SKIP_COLUMNS = ("file", "entry", "reason")
+FAILED_COLUMNS = ("file", "reason")
+SKIPPED_FILE = "skipped.csv"
+FAILED_FILE = "failed_files.csv"
 
 
 @dataclass
@@ -116,6 +130,62 @@ def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
+def _read_csv(path: Path) -> List[Dict[str, str]]:
+    try:
+        with open(path, newline="") as stream:
+            return list(csv.DictReader(stream))
+    except FileNotFoundError:
+        return []
+
+
+def _sidecar(target: Path, kind: str) -> Path:
+    """``<stem>_<kind>.csv`` next to the output ``<stem>_spice.h5``."""
+    stem = target.with_suffix("").name.removesuffix("_spice")
+    return target.parent / f"{stem}_{kind}.csv"
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Delete temporary files a killed run left for ``target`` and its CSVs.
+
+    :func:`mlreco_spice.atomic.atomic_path` names them ``.<name>.<random>.tmp<ext>``
+    (the larcv writer nests one more level). Only this input's names are
+    touched, so shard jobs sharing ``OUTDIR`` do not disturb each other.
+    """
+    for final in (target, _sidecar(target, "timing"), _sidecar(target, "skipped")):
+        for stale in final.parent.glob(f"*.{final.name}.*.tmp*"):
+            log.info("removing %s left by an interrupted run", stale.name)
+            stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(outdir: Path):
+    """Exclusive lock on ``OUTDIR``'s summary files (shard jobs may share it)."""
+    with open(outdir / ".predict.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _update_summaries(out: Path, attempted: Sequence[str], report: PredictReport) -> None:
+    """Rewrite ``skipped.csv`` and ``failed_files.csv`` of ``out`` (see module doc)."""
+    with _locked(out):
+        skipped = []
+        for target in sorted(out.glob("*_spice.h5")):
+            skipped += [tuple(r[c] for c in SKIP_COLUMNS)
+                        for r in _read_csv(_sidecar(target, "skipped"))]
+        atomic_write_text(out / SKIPPED_FILE, _csv_text(SKIP_COLUMNS, skipped))
+        # Earlier failures stay listed until their input is retried or has an output.
+        failed = [(r["file"], r["reason"]) for r in _read_csv(out / FAILED_FILE)
+                  if r["file"] not in attempted and not (out / output_name(r["file"])).exists()]
+        failed += report.failed_files
+        if failed:
+            atomic_write_text(out / FAILED_FILE, _csv_text(FAILED_COLUMNS, failed))
+        else:
+            (out / FAILED_FILE).unlink(missing_ok=True)
+
+
 def _output_record(record, pred, save_embeddings: bool):
     """Input record + prediction products (a new EventRecord)."""
     from parsers.event import ClusterProduct, EventRecord, Particle, SparseProduct
@@ -153,11 +223,22 @@ def _output_record(record, pred, save_embeddings: bool):
     return out
 
 
-def _empty_record(record):
-    """Output entry for a bad event: its identity only, keeping entries aligned."""
-    from parsers.event import EventRecord
+def _empty_record(record, sparse_metas: Dict[str, Any]):
+    """Output entry for a bad event: its identity and empty sparse3d products.
 
-    return EventRecord(run=record.run, subrun=record.subrun, event=record.event)
+    Why the empty products: larcv3's IOManager keeps a sparse3d product's
+    voxels from the previous entry when an entry does not set it, so an
+    identity-only entry would silently repeat the previous event. Cluster3d
+    and particle products are cleared by larcv and stay absent, which tells
+    readers (``analysis.sources``) that the event has no prediction.
+    """
+    from parsers.event import EventRecord, SparseProduct
+
+    metas = dict(sparse_metas)
+    metas.update({name: product.meta for name, product in record.sparse3d.items()})
+    empty = {name: SparseProduct(np.zeros((0, 3), np.int64), np.zeros(0, np.float32), meta)
+             for name, meta in metas.items()}
+    return EventRecord(run=record.run, subrun=record.subrun, event=record.event, sparse3d=empty)
 
 
 def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenance: Dict[str, Any],
@@ -180,6 +261,7 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
                          **cfg["io"]["dataset"]["reader_options"])
     n = len(reader) if max_events is None else min(len(reader), max_events)
     timing, skipped = [], []
+    sparse_metas: Dict[str, Any] = {}  # sparse3d products written so far -> meta
     with atomic_path(target) as tmp:
         with LarcvWriter(str(tmp)) as writer:
             for entry in tqdm(range(n), desc=Path(file).name, leave=False, disable=n < 2):
@@ -192,17 +274,20 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
                         raise
                     log.warning("skipping bad event: %s", err)
                     skipped.append((file, entry, err.reason))
-                    writer.write(_empty_record(record))
+                    writer.write(_empty_record(record, sparse_metas))
                     continue
-                writer.write(_output_record(record, pred, cfg["predict"]["save_embeddings"]))
+                output = _output_record(record, pred, cfg["predict"]["save_embeddings"])
+                writer.write(output)
+                sparse_metas.update({k: v.meta for k, v in output.sparse3d.items()})
                 n_clusters = len(np.unique(pred.clusters[pred.clusters != UNLABELED]))
                 timing.append((entry, record.run, record.subrun, record.event, pred.n_voxels,
                                n_clusters, f"{pred.forward_time_s:.6f}", f"{pred.cluster_time_s:.6f}"))
         with h5py.File(tmp, "a") as h5:
             h5.attrs[PROVENANCE_ATTR] = json.dumps(provenance)
-        stem = target.with_suffix("").name.removesuffix("_spice")
-        atomic_write_text(target.parent / f"{stem}_timing.csv", _csv_text(TIMING_COLUMNS, timing))
-        atomic_write_text(target.parent / f"{stem}_skipped.csv", _csv_text(SKIP_COLUMNS, skipped))
+        # The CSVs are complete before the output gets its final name: an
+        # output under its final name always has its timing and skipped rows.
+        atomic_write_text(_sidecar(target, "timing"), _csv_text(TIMING_COLUMNS, timing))
+        atomic_write_text(_sidecar(target, "skipped"), _csv_text(SKIP_COLUMNS, skipped))
     report.bad_events.extend(skipped)
     report.written.append(target)
 
@@ -259,9 +344,11 @@ def predict_files(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
                             f"another output directory.")
         todo.append((file, target))
     if not todo:
+        _update_summaries(out, [], report)
         return report
     engine = InferenceEngine(cfg)
     for file, target in todo:
+        _remove_stale_temps(target)
         try:
             _predict_one(engine, cfg, file, target, provenance, max_events, report)
             log.info("wrote %s", target)
@@ -270,6 +357,5 @@ def predict_files(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
         except DataError as err:
             log.error("failed %s: %s", file, err)
             report.failed_files.append((file, str(err)))
-    if report.failed_files:
-        atomic_write_text(out / "failed_files.csv", _csv_text(("file", "reason"), report.failed_files))
+    _update_summaries(out, [file for file, _ in todo], report)
     return report

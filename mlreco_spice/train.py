@@ -29,7 +29,8 @@ import torch
 
 from .atomic import atomic_write_text
 from .chain import Chain
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (latest_checkpoint, load_checkpoint, load_state_into, remove_stale_temps,
+                         save_checkpoint)
 from .config import dump_config
 from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
@@ -164,6 +165,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
     out = Path(tcfg["output_dir"])
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(out)
     seed_everything(int(tcfg["seed"]))
 
     dataset = SpiceDataset(cfg["io"])
@@ -178,7 +180,8 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         if path is None:
             raise UserError(f"--resume: no readable checkpoint in {out}")
         state = load_checkpoint(path, map_location=device)
-        chain.load_state_dict(state["model"])
+        # Names the mismatching layers when the config's architecture changed.
+        load_state_into(chain, state["model"], f"--resume checkpoint {path}")
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
             scheduler.load_state_dict(state["scheduler"])
@@ -224,6 +227,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
     signal.signal(signal.SIGINT, on_sigint)
     chain.train()
     iteration, last_ckpt = start, None
+    dropped = 0  # cluster3d voxels absent from the data voxels (normal; counted, not fatal)
     bar = tqdm(total=total, initial=start, disable=not (progress and dist.is_main),
                dynamic_ncols=True, desc="train")
     try:
@@ -234,6 +238,8 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
                 wrapped.wrap()
                 log.info("iteration %d: seediness branch unfrozen (stage 2)", iteration)
             skips.record(batch.get("skipped", []))
+            dropped += sum(int(stats.get("dropped_cluster_voxels", 0))
+                           for event in batch.get("parse_stats", []) for stats in event.values())
             tick = time.perf_counter()
             batch = _to_device(batch, device)
             if batch["batch_size"] == 0:
@@ -266,6 +272,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         skips.close()
         signal.signal(signal.SIGINT, previous_handler)
         dist.close()
+    if dropped:
+        log.info("%d cluster3d voxels absent from the data voxels were dropped from the labels",
+                 dropped)
     if interrupted["flag"]:
         log.warning("stopped by SIGINT at iteration %d; resume with --resume", iteration)
     return TrainResult(out, start, iteration, last_ckpt, interrupted["flag"], chain)

@@ -117,8 +117,8 @@ class SpiceDataset(Dataset):
         products = schema_products(self.schema)
         # Restrict reading to the schema's products when all are fully named.
         typed = all(n.split("_", 1)[0] in _PRODUCT_TYPES for n in products)
-        self.reader: Reader = open_reader(files, dataset_cfg["format"],
-                                          products if typed and products else None,
+        self._used = products if typed and products else None
+        self.reader: Reader = open_reader(files, dataset_cfg["format"], self._used,
                                           **(dataset_cfg.get("reader_options") or {}))
         self.max_events = dataset_cfg["max_events"]
         if self.max_events is not None and self.max_events < 1:
@@ -134,10 +134,30 @@ class SpiceDataset(Dataset):
         total = len(self.reader)
         return total if self.max_events is None else min(total, self.max_events)
 
+    def _used_products(self, record: EventRecord) -> EventRecord:
+        """``record`` restricted to the products the schema reads (all when not all named).
+
+        Why: a defect in a product nobody reads (e.g. labels during ``predict``,
+        whose reader copies every product) must not cost the event.
+        """
+        if self._used is None:
+            return record
+        used = set(self._used)
+        return EventRecord(
+            run=record.run, subrun=record.subrun, event=record.event, file=record.file,
+            entry=record.entry,
+            sparse3d={k: v for k, v in record.sparse3d.items() if f"sparse3d_{k}" in used},
+            cluster3d={k: v for k, v in record.cluster3d.items() if f"cluster3d_{k}" in used},
+            particles={k: v for k, v in record.particles.items() if f"particle_{k}" in used})
+
     def parse(self, record: EventRecord) -> Dict[str, Any]:
-        """Check and parse one record (raises BadEventError when it is unusable)."""
-        semantic = set(self._semantic) | set(default_semantic_products(record))
-        check_event(record, self.max_voxels, semantic)
+        """Check and parse one record (raises BadEventError when it is unusable).
+
+        Only the products the schema reads are checked (see :func:`check_event`).
+        """
+        checked = self._used_products(record)
+        semantic = set(self._semantic) | set(default_semantic_products(checked))
+        check_event(checked, self.max_voxels, semantic)
         item: Dict[str, Any] = {"file": record.file, "entry": record.entry, "run": record.run,
                                 "subrun": record.subrun, "event": record.event}
         stats: Dict[str, dict] = {}

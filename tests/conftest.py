@@ -1,5 +1,9 @@
 """Session-wide fixtures: small simulated files shared by the chain tests."""
-import pytest
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see mlreco_spice/__init__.py
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,8 @@ from parsers.event import linear_index  # noqa: E402
 from parsers.readers import detect_format, open_reader  # noqa: E402
 from parsers.readers.root_cluster import ClusterDecodeError, decode_voxel_sets  # noqa: E402
 
-uproot = pytest.importorskip("uproot")
-h5py = pytest.importorskip("h5py")
+import h5py  # noqa: E402  (install requirements, like uproot: never skipped)
+import uproot  # noqa: E402
 
 #: Our role -> product name in each fixture.
 NAMES = {
@@ -44,11 +44,20 @@ def pilarnet_reader(path, **options):
                            voxel_cm=FIXTURE_EVENTS["voxel_mm"] / 10, **options)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def committed_fixtures():
+    """Fail (never skip) when a committed fixture file is missing."""
+    missing = [p.name for p in (LARCV3_FIXTURE, LARCV2_FIXTURE, PILARNET_M_FIXTURE)
+               if not p.exists()]
+    if missing:
+        pytest.fail(f"fixture file(s) {', '.join(missing)} missing in {FIXTURES}: regenerate all "
+                    f"three with `python tests/fixtures/make_larcv2_fixture.py` (needs the "
+                    f"PyPI root wheel and larcv)", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def reference():
     """The fixture events as the simulator's larcv3 file holds them."""
-    if not LARCV3_FIXTURE.exists():
-        pytest.skip(f"{LARCV3_FIXTURE.name} missing: run tests/fixtures/make_larcv2_fixture.py")
     reader = open_reader(str(LARCV3_FIXTURE), "larcv3")
     return [reader[i] for i in range(len(reader))], NAMES["records"]
 
@@ -288,10 +297,25 @@ def test_corrupt_files_name_the_file(tmp_path):
             [reader[i] for i in range(len(reader))]
 
 
+def _cluster_basket_span(path):
+    """(start, stop) bytes of the first compressed basket of cluster3d_mcst's voxel sets."""
+    from parsers.readers.root_branches import find_member, leaf_index
+
+    with uproot.open(path) as root:
+        tree = root["cluster3d_mcst_tree"]
+        branch = tree[find_member(leaf_index(tree), "_voxel_vv._voxel_v")]
+        seek = int(branch.member("fBasketSeek")[0])
+        key = branch.basket_key(0)
+        return seek + key.fKeylen, seek + key.fNbytes
+
+
 def test_corrupt_basket_is_a_bad_event(tmp_path):
     bad = tmp_path / "flipped.root"
     raw = bytearray(LARCV2_FIXTURE.read_bytes())
-    raw[len(raw) // 3: len(raw) // 3 + 64] = bytes(64)  # inside a compressed basket
+    start, stop = _cluster_basket_span(LARCV2_FIXTURE)
+    assert stop - start > 200  # a compressed payload to damage
+    middle = (start + stop) // 2  # past the compression header, inside the zlib stream
+    raw[middle: middle + 64] = bytes(64)
     bad.write_bytes(bytes(raw))
     reader = open_reader(str(bad), "larcv2")
     with pytest.raises(BadEventError, match=r"flipped.root entry \d+: product 'cluster3d_mcst'"):

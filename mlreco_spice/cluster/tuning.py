@@ -243,5 +243,5 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
         min_cluster_size=int(clusterer.get("min_cluster_size", 1)),
         assign_leftovers=bool(clusterer.get("assign_leftovers", True)))
     write_thresholds(output, result)
-    log.info("%s\nwrote %s (%.0f s)", format_threshold_table(result), output, result["seconds"])
+    log.info("wrote %s (%.0f s)", output, result["seconds"])
     return result

@@ -16,7 +16,9 @@ Layout (larcv 3.5), per product group ``Data/<type>_<producer>_group``:
 * ``particle``: ``extents[entry]`` -> rows of ``particles``.
 
 ``Events/event_id`` holds (run, subrun, event) per entry. Projection 0 is
-read. Voxel ids are C-order linear indices (x slowest); arrays are returned
+read; a sparse3d/cluster3d product with no projection in an entry, or first
+written at a later entry, is absent from that entry's record. Voxel ids beyond the image are returned as
+coordinates outside it (for :mod:`parsers.validate` to report). Voxel ids are C-order linear indices (x slowest); arrays are returned
 in canonical order. The particle mapping (``shape`` = our semantic class) is
 the one documented in :mod:`parsers.writer`.
 """
@@ -53,7 +55,11 @@ def _voxels(rows: np.ndarray, size: Sequence[int], presorted: bool = False) -> t
     if not presorted and np.any(np.diff(ids) < 0):  # other writers may not sort
         order = np.argsort(ids, kind="stable")
         ids, values = ids[order], values[order]
-    coords = np.stack(np.unravel_index(ids, tuple(size)), axis=1).astype(np.int64) \
+    # Not np.unravel_index: it rejects ids beyond the image, which would make the
+    # whole file unreadable; here they become x >= size[0] (an id above int64's
+    # range wraps negative), which parsers.validate reports as a bad event.
+    ny, nz = int(size[1]), int(size[2])
+    coords = np.stack([ids // (ny * nz), (ids // nz) % ny, ids % nz], axis=1) \
         if len(ids) else np.zeros((0, 3), np.int64)
     return coords, values
 
@@ -90,8 +96,16 @@ class Larcv3Reader(Reader):
         except OSError as err:
             raise DataError(f"input file {file} is not a readable HDF5 file (corrupt or "
                             f"truncated?): {err}") from None
-        if "Events" not in handle or "Data" not in handle or "event_id" not in handle["Events"]:
+        try:
+            is_larcv = ("Events" in handle and "Data" in handle
+                        and "event_id" in handle["Events"])
             keys = ", ".join(sorted(handle.keys())) or "(none)"
+        except (OSError, RuntimeError, KeyError) as err:
+            # h5py raises RuntimeError for damaged group headers / B-trees.
+            handle.close()
+            raise DataError(f"input file {file} is a corrupt HDF5 file (its group structure "
+                            f"cannot be read): {err}") from None
+        if not is_larcv:
             handle.close()
             raise DataError(f"input file {file} is HDF5 but not larcv3 (no Events/event_id and "
                             f"Data groups); top-level keys: {keys}")
@@ -119,15 +133,20 @@ class Larcv3Reader(Reader):
     def count_entries(self, file: str) -> int:
         try:
             return len(self._table(file, "Events/event_id"))
-        except (OSError, KeyError) as err:
+        except (OSError, RuntimeError, KeyError) as err:
             raise DataError(f"input file {file}: cannot read Events/event_id (corrupt or "
                             f"truncated?): {err}") from None
 
     def list_products(self, file: str) -> List[str]:
         key = (file, "<products>")
         if key not in self._tables:
+            try:
+                names = list(self._open(file)["Data"])
+            except (OSError, RuntimeError, KeyError) as err:
+                raise DataError(f"input file {file}: cannot list the Data group (corrupt or "
+                                f"truncated?): {err}") from None
             self._tables[key] = sorted(
-                name[:-len(_GROUP_SUFFIX)] for name in self._open(file)["Data"]
+                name[:-len(_GROUP_SUFFIX)] for name in names
                 if name.endswith(_GROUP_SUFFIX) and name.split("_", 1)[0] in _TYPES)
         return list(self._tables[key])
 
@@ -148,24 +167,35 @@ class Larcv3Reader(Reader):
             for name in wanted:
                 kind, producer = name.split("_", 1)
                 group = f"Data/{name}{_GROUP_SUFFIX}"
-                extent = self._table(file, f"{group}/extents")[entry]
+                extents = self._table(file, f"{group}/extents")
+                # larcv adds a product's extents rows from the entry that first
+                # sets it on, so a product first written at entry k has no rows
+                # for entries 0..k-1: it is absent from them.
+                late = n_entries - len(extents)
+                if late < 0:
+                    raise ValueError(f"'{group}' has {len(extents)} entries, the file {n_entries}")
+                if entry < late:
+                    continue
+                extent = extents[entry - late]
                 first, count = int(extent["first"]), int(extent["N"])
+                if count < 1 and kind != "particle":
+                    # No projection: the product is absent from this entry (e.g. a
+                    # predict output's entry for a skipped event holds only its ids).
+                    continue
                 if kind == "sparse3d":
                     record.sparse3d[producer] = self._read_sparse(file, group, first, count)
                 elif kind == "cluster3d":
                     record.cluster3d[producer] = self._read_cluster(file, group, first, count)
                 else:
                     record.particles[producer] = self._read_particles(h5[group], first, count)
-        except (OSError, KeyError, ValueError, IndexError) as err:
+        except (OSError, RuntimeError, KeyError, ValueError, IndexError) as err:
             raise DataError(f"{file} entry {entry}: cannot read (corrupt or truncated?): "
                             f"{err}") from None
         return record
 
     # -- products -------------------------------------------------------------
     def _projection(self, file: str, group: str, table: str, first: int, count: int) -> tuple:
-        """Projection 0 of an entry: its row in ``table`` and its ImageMeta."""
-        if count < 1:
-            raise ValueError(f"'{group}' has no projection in this entry")
+        """Projection 0 of an entry (``count >= 1``): its row in ``table`` and its ImageMeta."""
         row = self._table(file, f"{group}/{table}")[first]
         return int(row["first"]), int(row["N"]), \
             _meta_from_row(self._table(file, f"{group}/image_meta")[first])

@@ -1,0 +1,188 @@
+"""Tables, checks and plots of the accuracy benchmark (``benchmarks/accuracy.py``).
+
+Pure functions over the per-(method, event, class) rows of
+:func:`mlreco_spice.metrics.evaluate_event`: Table III aggregates per method
+(via :func:`analysis.summary.summarize`), the floor checks, the markdown
+report, the failure-event choice and the accuracy-vs-training plot.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mlreco_spice.atomic import atomic_path
+from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
+
+__all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
+           "summarize_methods", "floor_checks", "report_markdown", "json_safe", "pick_failures",
+           "plot_curve"]
+
+#: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
+PAPER_TABLE_III = {"HIP": (0.9824, 0.9843, 0.9743), "MIP": (0.9783, 0.9809, 0.9612),
+                   "Shower": (0.9317, 0.9275, 0.8408), "Delta": (0.9832, 0.9873, 0.9567),
+                   "Michel": (0.9906, 0.9941, 0.9746)}
+PAPER_FRAC_ARI_ABOVE = 0.90
+FLOOR_CLASSES = ("HIP", "MIP", "Shower")
+ARI_TOLERANCE = 0.05
+METHODS = ("dbscan", "spice_true_semantics", "full_chain")
+TITLES = {"dbscan": "DBSCAN per true class (tuned on validation)",
+          "spice_true_semantics": "SPICE, true semantics (clustering stage alone)",
+          "full_chain": "Full chain, predicted semantics (uresnet + SPICE)"}
+
+
+def summarize_methods(rows: Sequence[Dict[str, Any]], confusion: np.ndarray, n_events: int,
+                      threshold: float) -> Dict[str, Dict[str, Any]]:
+    """Per method: Table III aggregates per class and ``all`` (analysis.summary.summarize)."""
+    from analysis.summary import summarize
+
+    segmentation = [{"true_class": CLASS_NAMES[t], "pred_class": CLASS_NAMES[p],
+                     "n_voxels": int(confusion[t, p])}
+                    for t in range(NUM_CLASSES) for p in range(NUM_CLASSES)] if confusion.sum() else []
+    out = {}
+    for method in METHODS:
+        mine = [r for r in rows if r["method"] == method]
+        if not mine:
+            continue
+        summary = summarize(mine, segmentation if method == "full_chain" else [], threshold, n_events)
+        out[method] = {r["class"]: {k: v for k, v in r.items() if k != "class"} for r in summary.rows}
+        per_event = {(r["file"], r["entry"]): r for r in mine}.values()  # times repeat per class
+        for stat in ("forward_time_s", "cluster_time_s"):
+            values = np.array([r[stat] for r in per_event], dtype=float)
+            out[method]["all"][f"mean_{stat}"] = (float(np.nanmean(values))
+                                                  if np.isfinite(values).any() else math.nan)
+    return out
+
+
+def floor_checks(summaries: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """(a) SPICE(true) ARI >= DBSCAN ARI and (b) full chain >= SPICE(true) - 0.05, per floor class."""
+
+    def ari(method: str, name: str) -> float:
+        return float(summaries.get(method, {}).get(name, {}).get("ari", math.nan))
+
+    checks = {}
+    for key, ref, cand, margin, text in (
+            ("a", "dbscan", "spice_true_semantics", 0.0, "true-semantics SPICE ARI >= DBSCAN ARI"),
+            ("b", "spice_true_semantics", "full_chain", ARI_TOLERANCE,
+             f"full chain ARI within {ARI_TOLERANCE} of true-semantics SPICE")):
+        per_class = {}
+        for name in FLOOR_CLASSES:
+            r, c = ari(ref, name), ari(cand, name)
+            per_class[name] = {"reference": r, "candidate": c,
+                               "pass": bool(c >= r - margin) if math.isfinite(r + c) else None}
+        verdicts = [v["pass"] for v in per_class.values()]
+        checks[key] = {"text": text, "classes": per_class,
+                       "pass": None if None in verdicts else all(verdicts)}
+    return checks
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else "-"
+    return str(value)
+
+
+def _verdict(value: Optional[bool]) -> str:
+    return "N/A" if value is None else ("PASS" if value else "FAIL")
+
+
+def report_markdown(result: Dict[str, Any]) -> str:
+    """The benchmark report (printed and written to report.md)."""
+    threshold = result["ari_threshold"]
+    lines = ["# SPICE clustering accuracy (paper Table III)", "",
+             f"Command: `{result['command']}`", "",
+             f"{result['n_events']} test events from {', '.join(result['test_files'])}; weights "
+             f"{result['weights']}; thresholds {result['thresholds']}; true clusters < "
+             f"{result['min_true_size']} voxels masked.", "",
+             "DBSCAN parameters (tuned on "
+             f"{result['dbscan']['n_events']} validation events, max mean ARI):", "",
+             "| class | eps | min_samples | validation ARI |", "|---|---|---|---|"]
+    for name, p in result["dbscan"]["params"].items():
+        lines.append(f"| {name} | {p['eps']:g} | {p['min_samples']} | "
+                     f"{_fmt(result['dbscan']['scores'][name]['ari'])} |")
+    for method, summary in result["summaries"].items():
+        seg = method == "full_chain"
+        lines += ["", f"## {TITLES[method]}", "",
+                  "| class | rows | purity | efficiency | ARI | ARI > " + f"{threshold:g} | "
+                  "paper purity | paper efficiency | paper ARI |" + (" voxel accuracy |" if seg else ""),
+                  "|---" * (10 if seg else 9) + "|"]
+        for name in CLASS_NAMES + ("all",):
+            if name not in summary:
+                continue
+            r, goal = summary[name], PAPER_TABLE_III.get(name, (math.nan,) * 3)
+            cells = [name, r["n_rows"], r["purity"], r["efficiency"], r["ari"], r["frac_ari_above"],
+                     *goal] + ([r["voxel_accuracy"]] if seg else [])
+            lines.append("| " + " | ".join(_fmt(v) for v in cells) + " |")
+        frac = summary["all"]["frac_ari_above"]
+        lines += ["", f"Fraction of (event, class) rows with ARI > {threshold:g}: {_fmt(frac)} "
+                      f"(paper: {PAPER_FRAC_ARI_ABOVE:.2f}). Mean per event: network "
+                      f"{_fmt(summary['all']['mean_forward_time_s'])} s, clustering "
+                      f"{_fmt(summary['all']['mean_cluster_time_s'])} s."]
+    lines += ["", "## Floor checks (HIP, MIP, Shower)", ""]
+    for key, check in result["checks"].items():
+        detail = "; ".join(f"{n} {_fmt(v['candidate'])} vs {_fmt(v['reference'])}"
+                           for n, v in check["classes"].items())
+        lines.append(f"- ({key}) {check['text']}: **{_verdict(check['pass'])}** ({detail})")
+    if result.get("failures"):
+        lines += ["", "## Failure displays (full chain, lowest event-mean ARI)", ""]
+        lines += [f"- {Path(f['file']).name} entry {f['entry']} (event {f['event']}): mean ARI "
+                  f"{_fmt(f['mean_ari'])}; {f.get('png', '')}" for f in result["failures"]]
+    lines += ["", "## Timings (s)", ""] + [f"- {k}: {v:.1f}" for k, v in result["timings"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value if isinstance(value, (str, int, bool, type(None))) else str(value)
+
+
+def plot_curve(curve: Sequence[Dict[str, Any]], path: Path) -> None:
+    """Mean ARI per class vs training time (or iteration): solid full chain, dashed true semantics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    use_time = all(math.isfinite(r["train_time_s"]) for r in curve)
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for c, name in enumerate(CLASS_NAMES):
+        for method, style in (("full_chain", "-"), ("spice_true_semantics", "--")):
+            mine = [r for r in curve if r["method"] == method]
+            x = [r["train_time_s"] / 60 if use_time else r["iteration"] for r in mine]
+            ax.plot(x, [r[f"ari_{name}"] for r in mine], style, marker="o", color=f"C{c}",
+                    label=f"{name} ({'full chain' if method == 'full_chain' else 'true sem.'})")
+    ax.set_xlabel("training time (min)" if use_time else "iteration")
+    ax.set_ylabel("mean ARI")
+    ax.set_title("Clustering accuracy vs training")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def pick_failures(rows: Sequence[Dict[str, Any]], n: int) -> List[Dict[str, Any]]:
+    """The ``n`` full-chain events of lowest mean ARI among those with all FLOOR_CLASSES scored.
+
+    When fewer events have all of them, the others follow (also by mean ARI).
+    """
+    events: Dict[tuple, Dict[str, Any]] = defaultdict(dict)
+    for r in rows:
+        if r["method"] == "full_chain":
+            events[(r["file"], r["entry"], r["event"])][r["class"]] = r["ari"]
+    ranked = sorted(events.items(), key=lambda kv: (not set(FLOOR_CLASSES) <= set(kv[1]),
+                                                    float(np.mean(list(kv[1].values())))))
+    return [{"file": f, "entry": e, "event": ev, "mean_ari": float(np.mean(list(aris.values()))),
+             **{f"ari_{name}": aris.get(name, math.nan) for name in CLASS_NAMES}}
+            for (f, e, ev), aris in ranked[:n]]
