@@ -271,6 +271,11 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         train_log.close()
         skips.close()
         signal.signal(signal.SIGINT, previous_handler)
+        if dist.enabled and not interrupted["flag"]:
+            # DDP syncs buffers at the start of each forward, so after the last
+            # one every rank holds its own batch-norm statistics: end on rank 0's.
+            for buffer in chain.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         dist.close()
     if dropped:
         log.info("%d cluster3d voxels absent from the data voxels were dropped from the labels",

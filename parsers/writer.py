@@ -143,6 +143,11 @@ class LarcvWriter:
             raise
         # Semantic class per particle row, per product: written into `shape` at close.
         self._shapes: Dict[str, List[int]] = {}
+        # Products written so far, with their last meta: larcv3 repeats the previous
+        # entry's voxels in a sparse3d product an entry does not set, so absent
+        # products are written empty instead.
+        self._seen_sparse: Dict[str, ImageMeta] = {}
+        self._seen_cluster: Dict[str, ImageMeta] = {}
         self.n_written = 0
         self._closed = False
 
@@ -218,10 +223,19 @@ class LarcvWriter:
         if self._closed:
             raise ValueError(f"writer for {self.path} is closed")
         self._io.set_id(int(record.run), int(record.subrun), int(record.event))
+        empty = np.zeros((0, 3), np.int64), np.zeros(0, np.float32)
+        for name, meta in self._seen_sparse.items():
+            if name not in record.sparse3d:
+                self._write_sparse(name, SparseProduct(*empty, meta))
+        for name, meta in self._seen_cluster.items():
+            if name not in record.cluster3d:
+                self._write_cluster(name, ClusterProduct([], [], meta))
         for name, product in record.sparse3d.items():
             self._write_sparse(name, product)
+            self._seen_sparse[name] = product.meta
         for name, product in record.cluster3d.items():
             self._write_cluster(name, product)
+            self._seen_cluster[name] = product.meta
         for name, particles in record.particles.items():
             self._write_particles(name, particles, record.where())
         self._io.save_entry()

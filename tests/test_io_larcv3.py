@@ -204,3 +204,23 @@ def test_products_subset_only(written):
     path, _ = written
     record = Larcv3Reader([path], products=["sparse3d_data"])[1]
     assert record.products() == ["sparse3d_data"]
+
+
+def test_product_absent_from_a_later_entry_is_written_empty(tmp_path):
+    """larcv3 would repeat the previous entry's voxels; the writer writes it empty."""
+    import numpy as np
+
+    from parsers.event import EventRecord, ImageMeta, SparseProduct
+    from parsers.readers import open_reader
+    from parsers.writer import write_events
+
+    meta = ImageMeta.cube(16, 3.0)
+    first = EventRecord(0, 0, 0, sparse3d={
+        "data": SparseProduct(np.array([[1, 2, 3]]), np.array([1.0], np.float32), meta),
+        "extra": SparseProduct(np.array([[4, 4, 4]]), np.array([2.0], np.float32), meta)})
+    second = EventRecord(0, 0, 1, sparse3d={
+        "data": SparseProduct(np.array([[5, 5, 5]]), np.array([3.0], np.float32), meta)})
+    write_events(str(tmp_path / "w.h5"), [first, second])
+    record = open_reader(str(tmp_path / "w.h5"))[1]
+    assert record.sparse3d["data"].coords.tolist() == [[5, 5, 5]]
+    assert len(record.sparse3d["extra"].coords) == 0

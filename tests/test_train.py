@@ -28,8 +28,10 @@ def tiny_cfg(files, out, iterations=30, extra=()):
         "io.loader.batch_size=2",
         "model.stages=[spice]",
         "model.modules.spice.use_true_semantics=true",
+        "model.modules.spice.network_input={data: data}",
         "model.modules.spice.network.uresnet={filters: 4, depth: 2, reps: 1, input_kernel: 3}",
         "train.optimizer.lr=0.01",
+        "train.lr_schedule=null",  # a cosine horizon would differ between 10 and 20 iterations
         *extra])
 
 

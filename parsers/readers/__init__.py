@@ -45,7 +45,7 @@ def detect_format(file: str) -> str:
         try:
             with h5py.File(file, "r") as h5:
                 keys = set(h5.keys())
-        except OSError as err:
+        except (OSError, RuntimeError) as err:  # h5py raises RuntimeError for damaged B-trees
             raise DataError(f"input file {file} is a corrupt or truncated HDF5 file: {err}") from None
         if {"point", "cluster"} <= keys:
             return "pilarnet_m"
