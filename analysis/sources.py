@@ -107,6 +107,18 @@ def _rows_in(lin_sorted_order: Tuple[np.ndarray, np.ndarray], coords: np.ndarray
     return order[pos[found]], found
 
 
+def _read_skipped(file: str) -> set:
+    """Entries predict skipped as bad, from ``<stem>_skipped.csv`` next to a predict output."""
+    import csv
+
+    path = Path(file)
+    table = path.with_name(f"{path.stem.removesuffix('_spice')}_skipped.csv")
+    if not table.is_file():
+        return set()
+    with open(table, newline="") as stream:
+        return {int(row["entry"]) for row in csv.DictReader(stream)}
+
+
 def _read_timing(file: str) -> Dict[int, Tuple[float, float]]:
     """Entry -> (forward, cluster) seconds from ``<stem>_timing.csv`` next to a predict output."""
     path = Path(file)
@@ -249,13 +261,15 @@ def iter_events(cfg: Dict[str, Any], file: str, engine_factory: Callable[[], Any
     if entries is None:
         entries = range(len(reader) if max_events is None else min(len(reader), max_events))
     timing = _read_timing(file) if from_output else {}
+    skipped = _read_skipped(file) if from_output else set()
     engine = None if from_output else engine_factory()
     for entry in entries:
         if not 0 <= entry < len(reader):
             raise UserError(f"entry {entry} out of range: {file} has {len(reader)} entries")
         record = reader[entry]
         identity = (record.file or file, entry, record.run, record.subrun, record.event)
-        if from_output and SPICE_PRODUCER not in record.cluster3d:
+        # The writer keeps a skipped event's entry (empty products): the skip record says which.
+        if from_output and (entry in skipped or SPICE_PRODUCER not in record.cluster3d):
             yield SkippedEntry(*identity, reason="no prediction (skipped by predict)")
             continue
         try:

@@ -38,8 +38,9 @@ def test_bad_event_gets_an_empty_entry_and_skipped_rows(corpus, predict_cfg, tmp
     good, sizes = _products(tmp_path / "nan_energy_spice.h5", 0)
     assert sizes["data"] == sizes["semantics_pred"] > 100 and len(good.cluster3d["spice"]) > 0
     bad, sizes = _products(tmp_path / "nan_energy_spice.h5", 1)
-    # Empty sparse3d products and no cluster3d_spice: "no prediction", entries stay aligned.
-    assert sizes == {"data": 0, "semantics": 0, "semantics_pred": 0} and bad.cluster3d == {}
+    # Empty products (no voxels, no clusters): "no prediction", entries stay aligned.
+    assert sizes == {"data": 0, "semantics": 0, "semantics_pred": 0}
+    assert all(len(product) == 0 for product in bad.cluster3d.values())
     assert (bad.run, bad.subrun, bad.event) == (good.run, good.subrun, good.event + 1)
     row = {"file": file, "entry": "1", "reason": reason}
     assert read_rows(tmp_path / "nan_energy_skipped.csv") == [row]
