@@ -147,14 +147,18 @@ def weights_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_weights(checkpoint: Path, target: Path) -> Path:
+def export_weights(checkpoint: Path, target: Path, half: bool = False) -> Path:
     """Write a checkpoint's model weights and config only (no optimiser state).
 
     The result loads anywhere a checkpoint does (``predict.weights``) and is
-    about a third of the size.
+    about a third of the size. ``half`` stores floating-point tensors as
+    float16 (half again; loading casts them back to the model's float32), so
+    that shipped files stay under the repository's 25 MB per-file limit.
     """
     payload = load_checkpoint(checkpoint)
     slim = {key: payload[key] for key in ("model", "config", "iteration", "version") if key in payload}
+    if half:
+        slim["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in slim["model"].items()}
     slim["format"] = FORMAT
     atomic_write(Path(target), lambda stream: torch.save(slim, stream))
     return Path(target)

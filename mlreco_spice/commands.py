@@ -11,7 +11,7 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
-from .config import ConfigError, load_config
+from .config import load_config
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -118,4 +118,4 @@ def run_display(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["parse_shard", "ConfigError"] + [n for n in dir() if n.startswith("run_")]
+__all__ = ["parse_shard"] + [n for n in dir() if n.startswith("run_")]

@@ -8,7 +8,7 @@ explicitly. Mappings listed in :data:`OPEN_MAPPINGS` take user-chosen keys
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 __all__ = ["Spec", "DEFAULTS", "STAGE_DEFAULTS", "OPEN_MAPPINGS", "PATH_KEYS",

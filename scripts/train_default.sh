@@ -19,7 +19,7 @@ ls runs/spice_train/checkpoint-*.pt >/dev/null 2>&1 && RESUME="--resume"
 $BIN/mlreco-spice train -c chain_configs/spice_train.yaml \
     --set "io.dataset.files=[$PWD/$DATA/train.h5]" $RESUME "$@"
 LAST=$(ls runs/spice_train/checkpoint-*.pt | sort | tail -1)
-$BIN/python -c "import sys; from mlreco_spice.checkpoint import export_weights; export_weights(sys.argv[1], sys.argv[2])" \
+$BIN/python -c "import sys; from mlreco_spice.checkpoint import export_weights; export_weights(sys.argv[1], sys.argv[2], half=True)" \
     "$LAST" weights/spice_default.pt
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds.yaml \
     --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null \

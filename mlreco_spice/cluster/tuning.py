@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 import time
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..columns import CLASS_NAMES, class_indices
 from ..defaults import PAPER_THRESHOLDS
 from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, with_singletons
@@ -207,17 +206,7 @@ def write_thresholds(path: str, result: Mapping) -> None:
               *("# " + line for line in format_threshold_table(result).splitlines())]
     body = {key: {name: float(result[key][name]) for name in CLASS_NAMES} for key in ("s0", "p0")}
     text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".thresholds-", suffix=".yaml", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
 
 
 def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: int = 100,

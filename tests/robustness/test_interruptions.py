@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+
 
 import pytest
 
@@ -23,7 +23,7 @@ from robust_helpers import TINY_ARCH, cli, predict_args, read_rows
 #: Runs the CLI with torch.save or InferenceEngine.run patched to stop at a known point.
 HOLD_SCRIPT = '''
 import io, os, sys, time
-from pathlib import Path
+
 
 def hold():
     Path(os.environ["HOLD_MARKER"]).write_text("holding")
