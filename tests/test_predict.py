@@ -78,3 +78,19 @@ def test_same_stem_is_an_error_before_any_work(predict_cfg, tiny_files, tmp_path
     with pytest.raises(UserError, match="share the stem"):
         predict_files(predict_cfg, [str(tiny_files[0]), str(twin)], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_save_embeddings_writes_debug_products(predict_cfg, tiny_files, tmp_path):
+    from mlreco_spice.config import apply_overrides
+    from parsers.readers import open_reader
+
+    cfg = apply_overrides(predict_cfg, ["predict.save_embeddings=true"])
+    predict_files(cfg, [str(tiny_files[0])], str(tmp_path), max_events=1)
+    record = open_reader(str(tmp_path / output_name(str(tiny_files[0]))))[0]
+    n = len(record.sparse3d["data"].coords)
+    for name in ("spice_embedding_x", "spice_embedding_y", "spice_embedding_z",
+                 "spice_margin", "spice_seediness"):
+        assert len(record.sparse3d[name].coords) == n, name
+    margins = record.sparse3d["spice_margin"].values
+    seeds = record.sparse3d["spice_seediness"].values
+    assert ((margins > 0) & (margins < 2)).all() and ((seeds > 0) & (seeds < 1)).all()

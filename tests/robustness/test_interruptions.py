@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 
-
 import pytest
 
 from mlreco_spice.checkpoint import list_checkpoints, load_checkpoint
@@ -23,7 +22,7 @@ from robust_helpers import TINY_ARCH, cli, predict_args, read_rows
 #: Runs the CLI with torch.save or InferenceEngine.run patched to stop at a known point.
 HOLD_SCRIPT = '''
 import io, os, sys, time
-
+from pathlib import Path
 
 def hold():
     Path(os.environ["HOLD_MARKER"]).write_text("holding")
