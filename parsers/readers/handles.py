@@ -6,9 +6,9 @@ reopening per event is slow. Readers keep the last few open.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-__all__ = ["HandleCache"]
+__all__ = ["HandleCache", "CachedHandles"]
 
 
 class HandleCache:
@@ -42,3 +42,26 @@ class HandleCache:
         """Close every open handle."""
         while self._open:
             self._open.popitem(last=False)[1].close()
+
+
+class CachedHandles:
+    """Mixin for readers: ``self._open(file)`` through a lazily made :class:`HandleCache`.
+
+    Subclasses set ``_opener`` (a callable ``path -> handle``). The cache is
+    created on first use, which also covers a reader unpickled in a
+    DataLoader worker (the base Reader drops ``_handle*`` attributes).
+    """
+
+    _opener: Callable[[str], Any]
+    _max_open_files = 8
+    _handles: Optional[HandleCache] = None
+
+    def _open(self, file: str) -> Any:
+        if self._handles is None:
+            self._handles = HandleCache(type(self)._opener, self._max_open_files)
+        return self._handles.get(file)
+
+    def close(self) -> None:
+        if self._handles is not None:
+            self._handles.close()
+        self._handles = None

@@ -61,7 +61,7 @@ from mlreco_spice.registry import READERS
 
 from ..event import ClusterProduct, EventRecord, ImageMeta, Particle, SparseProduct, sort_voxels
 from .base import Reader
-from .handles import HandleCache
+from .handles import CachedHandles
 from .larcv_shapes import ShapeMapping
 from .root_branches import LeafCache, RawEntryCache, find_member, leaf_index
 from .root_cluster import decode_voxel_sets, voxel_member_dtypes
@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = ("sparse3d", "cluster3d", "particle")
 _TREE_RE = re.compile(r"^([A-Za-z0-9]+)_(.+)_tree$")
-_MAX_OPEN_FILES = 8
 _PARTICLE_FIELDS = ("_pdg", "_shape", "_vtx._x", "_vtx._y", "_vtx._z", "_energy_init",
                     "_energy_deposit", "_trackid", "_parent_trackid")
 
@@ -205,7 +204,7 @@ class _Larcv2File:
 
 
 @READERS.register("larcv2")
-class Larcv2RootReader(Reader):
+class Larcv2RootReader(CachedHandles, Reader):
     """Random access to larcv2 ROOT files (see the module docstring for the layout).
 
     Parameters
@@ -221,24 +220,15 @@ class Larcv2RootReader(Reader):
 
     format_name = "larcv2"
 
+    _opener = staticmethod(_Larcv2File)
+
     def __init__(self, files: Sequence[str], products: Optional[Sequence[str]] = None,
                  semantic_mapping: Optional[Mapping] = None):
         super().__init__(files, products)
         self.mapping = ShapeMapping.from_options(semantic_mapping)
-        self._handles: Optional[HandleCache] = None
         self._warned_ids: set = set()
 
     # -- files --------------------------------------------------------------
-    def _open(self, file: str) -> _Larcv2File:
-        if self._handles is None:  # also after unpickling in a DataLoader worker
-            self._handles = HandleCache(_Larcv2File, _MAX_OPEN_FILES)
-        return self._handles.get(file)
-
-    def close(self) -> None:
-        if self._handles is not None:
-            self._handles.close()
-        self._handles = None
-
     def list_products(self, file: str) -> List[str]:
         return sorted(self._open(file).trees)
 

@@ -53,7 +53,7 @@ from mlreco_spice.registry import READERS
 
 from ..event import ClusterProduct, EventRecord, ImageMeta, Particle, SparseProduct, linear_index
 from .base import Reader
-from .handles import HandleCache
+from .handles import CachedHandles
 from .larcv_shapes import ShapeMapping
 
 __all__ = ["PilarnetMReader", "PID_TO_PDG", "POINT_COLUMNS", "CLUSTER_COLUMNS", "pid_of_pdg"]
@@ -67,7 +67,6 @@ CLUSTER_COLUMNS = {"n_points": 0, "fragment": 1, "group": 2, "interaction": 3, "
 #: PILArNet-M PID code -> PDG code (pimm-data ``PILArNetH5Dataset`` PID names).
 PID_TO_PDG = {0: 22, 1: 11, 2: 13, 3: 211, 4: 2212}
 DEFAULT_PRODUCERS = {"data": "data", "semantics": "semantics", "cluster": "pcluster"}
-_MAX_OPEN_FILES = 8
 # Rank of each class when several clusters share a voxel (lower wins; -1 last).
 _RANK = np.full(8, len(CLASS_PRECEDENCE), dtype=np.int64)
 _RANK[list(CLASS_PRECEDENCE)] = np.arange(len(CLASS_PRECEDENCE))
@@ -95,7 +94,7 @@ def _rank(classes: np.ndarray) -> np.ndarray:
 
 
 @READERS.register("pilarnet_m")
-class PilarnetMReader(Reader):
+class PilarnetMReader(CachedHandles, Reader):
     """Random access to PILArNet-M HDF5 files (layout in the module docstring).
 
     Parameters
@@ -123,6 +122,8 @@ class PilarnetMReader(Reader):
 
     format_name = "pilarnet_m"
 
+    _opener = staticmethod(_open_pilarnet_m)
+
     def __init__(self, files: Sequence[str], products: Optional[Sequence[str]] = None,
                  revision: str = "auto", instance: str = "group", grid_size: int = 768,
                  voxel_cm: float = 0.3, producers: Optional[Mapping[str, str]] = None,
@@ -140,19 +141,8 @@ class PilarnetMReader(Reader):
         self.meta = ImageMeta.cube(int(grid_size), float(voxel_cm) * 10.0)
         self.producers = {**DEFAULT_PRODUCERS, **dict(producers or {})}
         self.mapping = ShapeMapping.from_options(semantic_mapping)
-        self._handles: Optional[HandleCache] = None
 
     # -- files --------------------------------------------------------------
-    def _open(self, file: str):
-        if self._handles is None:  # also after unpickling in a DataLoader worker
-            self._handles = HandleCache(_open_pilarnet_m, _MAX_OPEN_FILES)
-        return self._handles.get(file)
-
-    def close(self) -> None:
-        if self._handles is not None:
-            self._handles.close()
-        self._handles = None
-
     def list_products(self, file: str) -> List[str]:
         self._open(file)
         return self._all_products()
