@@ -152,17 +152,7 @@ def iter_items(cfg: Dict[str, Any], files: Sequence[str], n_events: int) -> Iter
     """Parsed events (skipped bad events logged), at most ``n_events``."""
     from parsers.dataset import SpiceDataset
 
-    dataset = SpiceDataset(cfg["io"], files=list(files))
-    done = 0
-    for index in range(len(dataset)):
-        if done >= n_events:
-            return
-        item = dataset[index]
-        if not isinstance(item, dict):
-            log.warning("skipping bad event %s entry %d: %s", item.file, item.entry, item.reason)
-            continue
-        done += 1
-        yield item
+    yield from SpiceDataset(cfg["io"], files=list(files)).good_items(n_events)
 
 
 def validation_events(cfg: Dict[str, Any], file: str, n_events: int) -> Iterator[Dict[str, np.ndarray]]:

@@ -192,16 +192,8 @@ def iter_event_outputs(cfg: Dict[str, Any], files: Sequence[str], max_events: Op
     if "clust_label" not in dataset.schema:
         raise UserError("tuning needs labels: io.dataset.schema must have a clust_label entry")
     total = len(dataset) if max_events is None else min(len(dataset), max_events)
-    done = 0
-    for index in tqdm(range(len(dataset)), total=total, disable=not progress, desc="network"):
-        if done >= total:
-            break
-        item = dataset[index]
-        if not isinstance(item, dict):
-            log.warning("tuning skips bad event %s entry %d: %s", item.file, item.entry, item.reason)
-            continue
+    for item in tqdm(dataset.good_items(total), total=total, disable=not progress, desc="network"):
         pred = engine.run(item)
-        done += 1
         yield {"embeddings": pred.embeddings, "margins": pred.margins, "seediness": pred.seediness,
                "semantics": pred.semantics, "truth_instance": pred.truth_instance,
                "truth_semantic": pred.truth_semantic}

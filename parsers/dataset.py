@@ -172,6 +172,23 @@ class SpiceDataset(Dataset):
         item["meta"] = product.meta if product is not None else None
         return item
 
+    def good_items(self, limit: Optional[int] = None):
+        """Yield parsed events in order, at most ``limit``, skipping bad ones with a warning.
+
+        For sequential passes outside a DataLoader (tuning, benchmarks). With
+        ``io.on_bad_event: raise`` a bad event raises as in ``__getitem__``.
+        """
+        done = 0
+        for index in range(len(self)):
+            if limit is not None and done >= limit:
+                return
+            item = self[index]
+            if isinstance(item, SkippedEvent):
+                log.warning("skipping bad event %s entry %d: %s", item.file, item.entry, item.reason)
+                continue
+            done += 1
+            yield item
+
     def __getitem__(self, index: int) -> Union[Dict[str, Any], SkippedEvent]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range (dataset has {len(self)} events)")
