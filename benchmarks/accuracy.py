@@ -10,6 +10,12 @@ TRUE class is ``c``):
 ``spice_true_semantics``  SPICE clustering on true classes (the clustering stage alone)
 ``full_chain``            uresnet + SPICE on predicted classes (semantic errors count)
 
+plus a diagnostic from the true-semantics pass, not a usable method:
+``spice_truth_centroids`` each voxel to the true instance whose kernel (centroid and mean
+                          margin of its voxels' embeddings) gives it the highest p: the
+                          best any kernel clustering of these embeddings could do, which
+                          separates embedding errors from seed-search errors.
+
 The network runs once per event per configuration. Floor checks: (a) with
 true semantics SPICE's mean ARI >= DBSCAN's on HIP, MIP, Shower; (b) the full
 chain is within 0.05 ARI of true-semantics SPICE on HIP, MIP, Shower.
@@ -49,7 +55,7 @@ from mlreco_spice.errors import UserError
 
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_report import (PAPER_TABLE_III, floor_checks, json_safe,  # noqa: E402
+from accuracy_report import (ORACLE, PAPER_TABLE_III, floor_checks, json_safe,  # noqa: E402
                              pick_failures, plot_curve, report_markdown, summarize_methods)
 
 log = logging.getLogger("accuracy")
@@ -185,6 +191,7 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
     from tqdm import tqdm
 
     from mlreco_spice.baselines import dbscan_by_class
+    from mlreco_spice.cluster.oracle import truth_centroid_clusters
 
     rows: List[Dict[str, Any]] = []
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
@@ -197,6 +204,12 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
                 raise UserError("the events have no labels (clust_label)")
             rows += _rows(method, pred, pred.clusters, pred.forward_time_s, pred.cluster_time_s,
                           min_true_size)
+            if method == "spice_true_semantics":
+                tick = time.perf_counter()
+                oracle = truth_centroid_clusters(pred.embeddings, pred.margins,
+                                                 pred.truth_instance, pred.semantics)
+                rows += _rows(ORACLE, pred, oracle, math.nan, time.perf_counter() - tick,
+                              min_true_size)
             if method == "full_chain" and pred.semantics_pred is not None:
                 ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
                 np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)
@@ -250,7 +263,7 @@ def run_curve(args: argparse.Namespace, files: Sequence[str], out: Path, min_tru
                               progress=not args.no_progress, desc=path.name)
         summaries = summarize_methods(result["rows"], result["confusion"], result["n_events"],
                                       threshold)
-        for method in NETWORK_METHODS:
+        for method in (*NETWORK_METHODS, ORACLE):
             s = summaries.get(method, {})
             curve.append({"checkpoint": path.name, "iteration": iteration,
                           "train_time_s": seconds.get(iteration, math.nan), "method": method,

@@ -124,8 +124,9 @@ class _Wrapped:
 
         # Why re-wrap: DDP fixes the set of parameters it reduces at
         # construction, so unfreezing the seediness branch needs a new wrapper.
-        self.module = DDP(self.chain, device_ids=[self.device] if self.device.type == "cuda" else None,
-                          broadcast_buffers=True)
+        # Buffers (batch-norm statistics) are synced from rank 0 at every
+        # forward: DDP's default, whose keyword changed name in torch 2.13.
+        self.module = DDP(self.chain, device_ids=[self.device] if self.device.type == "cuda" else None)
 
 
 def _set_seed_freeze(chain: Chain, frozen: bool) -> bool:

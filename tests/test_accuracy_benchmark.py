@@ -128,9 +128,11 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
     by_method = {}
     for r in rows:
         by_method.setdefault(r["method"], set()).add((r["entry"], r["class"]))
-    assert set(by_method) == {"dbscan", "spice_true_semantics", "full_chain"}
+    assert set(by_method) == {"dbscan", "spice_true_semantics", "full_chain",
+                              "spice_truth_centroids"}
     # Same events, same truth: every method is scored on the same (event, class) rows.
-    assert by_method["dbscan"] == by_method["full_chain"] == by_method["spice_true_semantics"]
+    assert by_method["dbscan"] == by_method["full_chain"] == by_method["spice_true_semantics"] \
+        == by_method["spice_truth_centroids"]
     assert len({e for e, _ in by_method["dbscan"]}) == 3
     assert all(-1.0 <= float(r["ari"]) <= 1.0 for r in rows)
     assert all(r["forward_time_s"] == "" for r in rows if r["method"] == "dbscan")
@@ -171,7 +173,7 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
 
     curve = list(csv.DictReader(open(out / "curve.csv")))
     assert [(r["iteration"], r["method"]) for r in curve] == \
-        [("12", "spice_true_semantics"), ("12", "full_chain")]
+        [("12", "spice_true_semantics"), ("12", "full_chain"), ("12", "spice_truth_centroids")]
     log_rows = list(csv.DictReader(open(ckpt_dir / "train_log.csv")))
     assert float(curve[0]["train_time_s"]) == pytest.approx(
         sum(float(r["time_s"]) for r in log_rows), rel=1e-4)

@@ -68,8 +68,11 @@ class SegmentationLoss(nn.Module):
         if weights is None:
             self.class_weights: Optional[torch.Tensor] = None
         else:
+            # Not persistent: the weights are config, so a checkpoint trained with
+            # other (or no) class weights still loads into this chain.
             self.register_buffer("class_weights",
-                                 torch.tensor(per_class(weights, 1.0), dtype=torch.float32))
+                                 torch.tensor(per_class(weights, 1.0), dtype=torch.float32),
+                                 persistent=False)
         num_classes = int(block["network"]["num_classes"])
         if num_classes != NUM_CLASSES and weights is not None:
             raise ValueError(f"class_weights are given per class name ({NUM_CLASSES}) but the "
