@@ -55,8 +55,9 @@ from mlreco_spice.errors import UserError
 
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_report import (ORACLE, PAPER_TABLE_III, floor_checks, json_safe,  # noqa: E402
-                             pick_failures, plot_curve, report_markdown, summarize_methods)
+from accuracy_report import (CURVE_STYLES, ORACLE, PAPER_TABLE_III, floor_checks,  # noqa: E402
+                             json_safe, pick_failures, plot_curve, report_markdown,
+                             summarize_methods)
 
 log = logging.getLogger("accuracy")
 
@@ -263,7 +264,7 @@ def run_curve(args: argparse.Namespace, files: Sequence[str], out: Path, min_tru
                               progress=not args.no_progress, desc=path.name)
         summaries = summarize_methods(result["rows"], result["confusion"], result["n_events"],
                                       threshold)
-        for method in (*NETWORK_METHODS, ORACLE):
+        for method in CURVE_STYLES:
             s = summaries.get(method, {})
             curve.append({"checkpoint": path.name, "iteration": iteration,
                           "train_time_s": seconds.get(iteration, math.nan), "method": method,

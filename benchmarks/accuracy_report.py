@@ -17,8 +17,8 @@ import numpy as np
 from mlreco_spice.atomic import atomic_path
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 
-__all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS", "ORACLE",
-           "summarize_methods", "floor_checks", "report_markdown", "json_safe", "pick_failures",
+__all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
+           "ORACLE", "CURVE_STYLES", "summarize_methods", "floor_checks", "report_markdown", "json_safe", "pick_failures",
            "plot_curve"]
 
 #: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
@@ -35,8 +35,8 @@ TITLES = {"dbscan": "DBSCAN per true class (tuned on validation)",
           "full_chain": "Full chain, predicted semantics (uresnet + SPICE)",
           ORACLE: "Diagnostic: SPICE embeddings assigned to the true centroids (needs truth; "
                   "the best any kernel clustering of these embeddings could do)"}
-#: Curve line style and legend label per method.
-CURVE_STYLES = {"full_chain": ("-", "full chain"), "spice_true_semantics": ("--", "true sem."),
+#: The methods on the accuracy-vs-training curve: line style and legend label.
+CURVE_STYLES = {"spice_true_semantics": ("--", "true sem."), "full_chain": ("-", "full chain"),
                 ORACLE: (":", "truth centroids")}
 
 

@@ -107,7 +107,7 @@ def main() -> None:
         return
     if not Path(args.data).is_file():
         raise SystemExit(f"{args.data} not found: run `make train-default` or "
-                         "`mlreco-spice simulate -o {args.data} -n 200 --seed 1` first")
+                         f"`mlreco-spice simulate -o {args.data} -n 200 --seed 1` first")
     layouts = [(f"1proc-1thread depth {d}", 1, 1, d, args.batch) for d in args.depths]
     layouts += [("1proc-2threads depth %d" % args.depths[0], 2, 1, args.depths[0], args.batch),
                 ("2proc-1thread depth %d" % args.depths[0], 1, 2, args.depths[0], args.batch // 2)]

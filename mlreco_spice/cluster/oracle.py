@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..columns import NUM_CLASSES, UNLABELED
+from .kernels import EPS
 
 __all__ = ["truth_centroid_clusters"]
 
@@ -55,7 +56,7 @@ def truth_centroid_clusters(embeddings: np.ndarray, margins: np.ndarray,
         segment = np.flatnonzero(usable & (semantics == c))
         owners = truth_instance[segment]
         ids = np.unique(owners[owners >= 0])
-        if len(segment) == 0 or len(ids) == 0:
+        if len(ids) == 0:
             continue
         emb = embeddings[segment]
         code = np.searchsorted(ids, owners)
@@ -66,9 +67,9 @@ def truth_centroid_clusters(embeddings: np.ndarray, margins: np.ndarray,
                              axis=1) / counts[:, None]
         sigma = np.bincount(code[labelled], weights=margins[segment][labelled],
                             minlength=len(ids)) / counts
-        # log p = -d^2 / (2 sigma^2): the argmax is the same as p's, without underflow.
+        # log p, as the greedy kernels use: the argmax of p without underflow.
         d2 = ((emb[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
-        log_p = -d2 / (2.0 * sigma[None, :] ** 2 + 1e-8)
+        log_p = -d2 / (2.0 * sigma[None, :] ** 2 + EPS)
         labels[segment] = next_id + np.argmax(log_p, axis=1)
         next_id += len(ids)
     return labels
