@@ -10,6 +10,9 @@ TRUE class is ``c``):
 ``spice_true_semantics``  SPICE clustering on true classes (the clustering stage alone)
 ``full_chain``            uresnet + SPICE on predicted classes (semantic errors count)
 
+``spice_paper_seeds``     the true-semantics outputs clustered with the paper's seed search
+                          alone (``--paper-thresholds``): what the clusterer's extra steps add
+
 plus a diagnostic from the true-semantics pass, not a usable method:
 ``spice_truth_centroids`` each voxel to the true instance whose kernel (centroid and mean
                           margin of its voxels' embeddings) gives it the highest p: the
@@ -55,7 +58,8 @@ from mlreco_spice.errors import UserError
 
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_report import (CURVE_STYLES, ORACLE, PAPER_TABLE_III, floor_checks,  # noqa: E402
+from accuracy_report import (CURVE_STYLES, ORACLE, PAPER_SEEDS, PAPER_TABLE_III,  # noqa: E402
+                             floor_checks,
                              json_safe, pick_failures, plot_curve, report_markdown,
                              summarize_methods)
 
@@ -75,6 +79,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--weights", help="chain weights/checkpoint (default: the config's predict.weights)")
     p.add_argument("--thresholds", help="s0/p0 YAML from `mlreco-spice tune`, or 'paper' for "
                    "Table II (default: the config's predict.thresholds)")
+    p.add_argument("--paper-thresholds", default=str(ROOT / "weights/thresholds_paper.yaml"),
+                   help="s0/p0 YAML tuned for the paper's seed search alone, for the "
+                   f"{PAPER_SEEDS} row; 'none' skips it (default: %(default)s)")
     p.add_argument("--test-file", nargs="+", help="test file(s) (default: "
                    "runs/default_data/test_seed<SEED>.h5, simulated when absent or short)")
     p.add_argument("--events", type=int, default=500, help="test events (first N) (default: %(default)s)")
@@ -187,8 +194,13 @@ def _rows(method: str, pred: Any, clusters: np.ndarray, forward_s: float, cluste
 
 def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total: int,
                  min_true_size: int, dbscan_params: Optional[Dict[str, Dict]] = None,
-                 progress: bool = True, desc: str = "events") -> Dict[str, Any]:
-    """Run every engine (and DBSCAN) once per event; rows, confusion matrix, event count."""
+                 progress: bool = True, desc: str = "events",
+                 paper_clusterer: Any = None) -> Dict[str, Any]:
+    """Run every engine (and DBSCAN) once per event; rows, confusion matrix, event count.
+
+    ``paper_clusterer`` (a :class:`SPICEClusterer` with the paper's procedure)
+    re-clusters the true-semantics outputs for the :data:`PAPER_SEEDS` rows.
+    """
     from tqdm import tqdm
 
     from mlreco_spice.baselines import dbscan_by_class
@@ -211,6 +223,11 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
                                                  pred.truth_instance, pred.semantics)
                 rows += _rows(ORACLE, pred, oracle, math.nan, time.perf_counter() - tick,
                               min_true_size)
+                if paper_clusterer is not None:
+                    tick = time.perf_counter()
+                    labels = recluster(paper_clusterer, pred)
+                    rows += _rows(PAPER_SEEDS, pred, labels, pred.forward_time_s,
+                                  time.perf_counter() - tick, min_true_size)
             if method == "full_chain" and pred.semantics_pred is not None:
                 ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
                 np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)
@@ -220,6 +237,20 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
             rows += _rows("dbscan", pred, labels, math.nan, time.perf_counter() - tick,
                           min_true_size)
     return {"rows": rows, "confusion": confusion, "n_events": n_events}
+
+
+def recluster(clusterer: Any, pred: Any) -> np.ndarray:
+    """Labels of ``clusterer`` on an EventPrediction's SPICE outputs (-1 where SPICE did not run)."""
+    import torch
+
+    ran = (pred.semantics >= 0) & np.isfinite(pred.margins)
+    labels = np.full(len(ran), -1, dtype=np.int64)
+    if ran.any():
+        found = clusterer(torch.as_tensor(pred.embeddings[ran]), torch.as_tensor(pred.margins[ran]),
+                          torch.as_tensor(pred.seediness[ran]), torch.as_tensor(pred.semantics[ran]),
+                          torch.zeros(int(ran.sum())))
+        labels[ran] = found.numpy()
+    return labels
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Dict[str, Any]]) -> None:
@@ -341,8 +372,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              min_true_size=min_true_size)
         lap("dbscan_tuning")
         engines = {m: InferenceEngine(cfg, args.device) for m, cfg in cfgs.items()}
+        paper = None
+        if args.paper_thresholds.lower() != "none":
+            from mlreco_spice.cluster import SPICEClusterer
+            from mlreco_spice.inference import load_thresholds
+
+            paper = SPICEClusterer(**load_thresholds(args.paper_thresholds))
         result = run_networks(engines, iter_items(cfgs["full_chain"], files, args.events),
-                              args.events, min_true_size, dbscan["params"], progress)
+                              args.events, min_true_size, dbscan["params"], progress,
+                              paper_clusterer=paper)
         lap("evaluation")
         if result["n_events"] < args.events:
             log.warning("only %d test events available (asked for %d)", result["n_events"],

@@ -18,7 +18,7 @@ from mlreco_spice.atomic import atomic_path
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
-           "ORACLE", "CURVE_STYLES", "summarize_methods", "floor_checks", "report_markdown", "json_safe", "pick_failures",
+           "ORACLE", "PAPER_SEEDS", "CURVE_STYLES", "summarize_methods", "floor_checks", "report_markdown", "json_safe", "pick_failures",
            "plot_curve"]
 
 #: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
@@ -29,8 +29,11 @@ PAPER_FRAC_ARI_ABOVE = 0.90
 FLOOR_CLASSES = ("HIP", "MIP", "Shower")
 ARI_TOLERANCE = 0.05
 ORACLE = "spice_truth_centroids"
-METHODS = ("dbscan", "spice_true_semantics", "full_chain", ORACLE)
+PAPER_SEEDS = "spice_paper_seeds"
+METHODS = ("dbscan", PAPER_SEEDS, "spice_true_semantics", "full_chain", ORACLE)
 TITLES = {"dbscan": "DBSCAN per true class (tuned on validation)",
+          PAPER_SEEDS: "SPICE, true semantics, the paper's seed search alone (no refinement, "
+                       "merging or connectivity; thresholds tuned for it)",
           "spice_true_semantics": "SPICE, true semantics (clustering stage alone)",
           "full_chain": "Full chain, predicted semantics (uresnet + SPICE)",
           ORACLE: "Diagnostic: SPICE embeddings assigned to the true centroids (needs truth; "

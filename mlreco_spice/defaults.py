@@ -109,6 +109,17 @@ STAGE_DEFAULTS = {
             "min_cluster_size": 1,
             "assign_leftovers": True,
             "mode": Spec("fast", (str,), choices=("fast", "spine")),
+            # Steps beyond the paper (mlreco_spice/cluster/postprocess.py); the
+            # defaults give the paper's procedure.
+            "at_least_one_seed": Spec(False, (bool,),
+                                      doc="most seedy voxel of each class seeds even below s0"),
+            "refine_iterations": Spec(0, (int,), doc="re-centre kernels on members, reassign"),
+            "merge_p": Spec(None, (dict, list, float, int, type(None)),
+                            doc="merge clusters whose centroids overlap at p > merge_p"),
+            "connect_radius": Spec(None, (dict, list, float, int, type(None)),
+                                   doc="voxels this close touch (connectivity step)"),
+            "connect_p": Spec(None, (dict, list, float, int, type(None)),
+                              doc="re-join touching fragments at p > connect_p (null: off)"),
         },
         # None: true classes in training, the semantic stage's prediction at
         # inference. True/False force one source everywhere.

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 __all__ = ["EventPrediction", "InferenceEngine", "load_thresholds", "iter_event_outputs"]
 
 
+#: Clusterer settings a thresholds file may set (``mlreco-spice tune`` writes them).
+THRESHOLD_KEYS = ("s0", "p0", "connect_p")
+
+
 def load_thresholds(value: Any) -> Dict[str, Any]:
-    """``predict.thresholds`` (a YAML path or an inline mapping) -> ``{s0: ..., p0: ...}``."""
+    """``predict.thresholds`` (a YAML path or an inline mapping) -> ``{s0: ..., p0: ..., connect_p: ...}``."""
     if value is None:
         return {}
     if isinstance(value, (str, Path)):
@@ -42,7 +46,7 @@ def load_thresholds(value: Any) -> Dict[str, Any]:
     if not isinstance(value, dict) or not set(value) & {"s0", "p0"}:
         raise UserError("predict.thresholds must hold 's0' and/or 'p0' per class "
                         "(as written by `mlreco-spice tune`)")
-    return {k: value[k] for k in ("s0", "p0") if k in value}
+    return {k: value[k] for k in THRESHOLD_KEYS if k in value}
 
 
 @dataclass
@@ -194,6 +198,7 @@ def iter_event_outputs(cfg: Dict[str, Any], files: Sequence[str], max_events: Op
     total = len(dataset) if max_events is None else min(len(dataset), max_events)
     for item in tqdm(dataset.good_items(total), total=total, disable=not progress, desc="network"):
         pred = engine.run(item)
-        yield {"embeddings": pred.embeddings, "margins": pred.margins, "seediness": pred.seediness,
+        yield {"coords": pred.coords,
+               "embeddings": pred.embeddings, "margins": pred.margins, "seediness": pred.seediness,
                "semantics": pred.semantics, "truth_instance": pred.truth_instance,
                "truth_semantic": pred.truth_semantic}

@@ -4,7 +4,8 @@
 #   2. train uresnet + SPICE with chain_configs/spice_train.yaml, two processes
 #      (torchrun, gloo, one OpenMP thread each: the fastest way to use both
 #      cores, see the config's comments);
-#   3. tune the clustering thresholds on the validation set;
+#   3. tune the clustering thresholds on the validation set (shipped clusterer, and the
+#      paper's seed search alone for the accuracy benchmark);
 #   4. export the weights and thresholds to weights/.
 # Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
 set -euo pipefail
@@ -27,5 +28,11 @@ $BIN/python -c "import sys; from mlreco_spice.checkpoint import export_weights; 
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds.yaml \
     --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null \
     --set "io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
+# The paper's seed search alone, for the accuracy benchmark's spice_paper_seeds row.
+$BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds_paper.yaml \
+    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null \
+    --set "io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}" \
+    --set model.modules.spice.clusterer.at_least_one_seed=false --set model.modules.spice.clusterer.refine_iterations=0 \
+    --set model.modules.spice.clusterer.merge_p=null --set model.modules.spice.clusterer.connect_radius=null
 cp runs/spice_train/train_log.csv weights/train_log.csv
 echo "default model written to weights/ (from $LAST)"

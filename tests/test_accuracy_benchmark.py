@@ -117,6 +117,8 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
             "--val-events", "2", "--eps", "1.5", "3", "--min-samples", "1", "3",
             "--weights", str(tiny_trained), "--thresholds", "paper", "--out", str(out),
             "--curve", str(ckpt_dir), "--curve-events", "2", "--failures", "2", "--no-progress",
+            # The connectivity step in the chain (coords reach the clusterer).
+            "--set", "model.modules.spice.clusterer.connect_p={HIP: 0.1, MIP: 0.0}",
             *[a for item in TINY_ARCH for a in ("--set", item)]]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
@@ -128,11 +130,11 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
     by_method = {}
     for r in rows:
         by_method.setdefault(r["method"], set()).add((r["entry"], r["class"]))
-    assert set(by_method) == {"dbscan", "spice_true_semantics", "full_chain",
-                              "spice_truth_centroids"}
+    assert set(by_method) == {"dbscan", "spice_paper_seeds", "spice_true_semantics",
+                              "full_chain", "spice_truth_centroids"}
     # Same events, same truth: every method is scored on the same (event, class) rows.
     assert by_method["dbscan"] == by_method["full_chain"] == by_method["spice_true_semantics"] \
-        == by_method["spice_truth_centroids"]
+        == by_method["spice_truth_centroids"] == by_method["spice_paper_seeds"]
     assert len({e for e, _ in by_method["dbscan"]}) == 3
     assert all(-1.0 <= float(r["ari"]) <= 1.0 for r in rows)
     assert all(r["forward_time_s"] == "" for r in rows if r["method"] == "dbscan")

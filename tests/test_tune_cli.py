@@ -21,7 +21,9 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     for name in ("HIP", "MIP", "Shower", "Delta", "Michel"):
         assert name in table
     written = yaml.safe_load(out.read_text())
-    assert set(written) == {"s0", "p0"}
+    # predict.yaml sets connect_radius, so connect_p is tuned too (null: off for a class).
+    assert set(written) == {"s0", "p0", "connect_p"}
+    assert all(v is None or 0.0 <= v <= 1.0 for v in written["connect_p"].values())
     grid = {round(0.25 * k, 2) for k in range(5)}
     for cls, value in written["s0"].items():
         assert 0.0 <= value <= 1.0
@@ -32,5 +34,6 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     engine = InferenceEngine(cfg)
     clusterer_cfg = engine.chain.stage_cfgs["spice"]["clusterer"]
     assert clusterer_cfg["s0"] == written["s0"] and clusterer_cfg["p0"] == written["p0"]
+    assert clusterer_cfg["connect_p"] == written["connect_p"]
     assert load_thresholds(str(out)) == written
     assert any(v in grid for v in written["s0"].values())

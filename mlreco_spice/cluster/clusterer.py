@@ -15,7 +15,8 @@ Label convention
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple, Union
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,9 +24,10 @@ import torch
 from ..columns import CLASS_NAMES, NUM_CLASSES, class_index, per_class
 from ..defaults import PAPER_THRESHOLDS
 from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
+from .postprocess import postprocess_segment
 from .spine_compat import spine_segment
 
-__all__ = ["SPICEClusterer", "cluster_events", "resolve_thresholds", "MODES"]
+__all__ = ["SPICEClusterer", "cluster_events", "resolve_thresholds", "resolve_optional", "MODES"]
 
 MODES = ("fast", "spine")
 BACKENDS = ("auto", "numba", "torch")
@@ -68,6 +70,49 @@ def resolve_thresholds(s0: ThresholdSpec = None, p0: ThresholdSpec = None
                 raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [0, 1], got {value}")
         out.append(resolved)
     return out[0], out[1]
+
+
+OptionalSpec = Union[None, float, Sequence[Optional[float]], Dict[Union[str, int], Optional[float]]]
+
+
+def resolve_optional(name: str, values: OptionalSpec, low: float = 0.0,
+                     high: float = math.inf) -> List[Optional[float]]:
+    """Per-class list of an optional setting (``None``: off for that class).
+
+    Parameters
+    ----------
+    name : str
+        Setting name, for error messages.
+    values : None, float, sequence of 5, or mapping by class name or index
+        A scalar applies to every class; a mapping leaves omitted classes off.
+    low, high : float
+        Allowed closed range.
+
+    Raises
+    ------
+    ValueError
+        Unknown class, wrong length, or a value outside ``[low, high]``.
+    """
+    if values is None or isinstance(values, (int, float)):
+        resolved = [values] * NUM_CLASSES
+    elif isinstance(values, dict):
+        resolved = [None] * NUM_CLASSES
+        for key, value in values.items():
+            resolved[class_index(key)] = value
+    else:
+        resolved = list(values)
+        if len(resolved) != NUM_CLASSES:
+            raise ValueError(f"{name}: expected {NUM_CLASSES} per-class values "
+                             f"({', '.join(CLASS_NAMES)}), got {len(resolved)}")
+    out: List[Optional[float]] = []
+    for c, value in enumerate(resolved):
+        if value is not None:
+            value = float(value)
+            if not low <= value <= high:
+                raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [{low}, {high}], "
+                                 f"got {value}")
+        out.append(value)
+    return out
 
 
 def _check_inputs(embeddings, margins, seediness, semantics, batch_ids) -> None:
@@ -117,7 +162,11 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
                    semantics: torch.Tensor, batch_ids: torch.Tensor,
                    s0: ThresholdSpec = None, p0: ThresholdSpec = None,
                    min_cluster_size: int = 1, assign_leftovers: bool = True,
-                   mode: str = "fast", backend: str = "auto") -> torch.Tensor:
+                   mode: str = "fast", backend: str = "auto", *,
+                   at_least_one_seed: bool = False,
+                   refine_iterations: int = 0, merge_p: OptionalSpec = None,
+                   connect_radius: OptionalSpec = None, connect_p: OptionalSpec = None,
+                   coords: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Cluster every (event, class) of a batch with greedy seeds (paper sec. II.C).
 
     Parameters
@@ -148,6 +197,22 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         ``fast`` mode kernel: ``auto`` is numba for CPU tensors (measured
         faster, see ``benchmarks/cluster_speed.py``) and torch on the tensors'
         device otherwise. Both give identical labels.
+    at_least_one_seed : bool
+        ``fast`` only: the most seedy voxel of every (event, class) seeds a
+        cluster even below ``s0`` (default False: the paper, where such a class
+        stays unclustered).
+    refine_iterations : int
+        ``fast`` only: re-centre kernels on their members and reassign, at
+        most this many times (0: the paper's procedure). See :mod:`.postprocess`.
+    merge_p : per-class optional float
+        ``fast`` only: merge clusters whose centroid has ``p > merge_p``
+        under the other's kernel. ``None`` (or a class left out): off.
+    connect_radius, connect_p : per-class optional float
+        ``fast`` only, needs ``coords``: split clusters into fragments
+        connected within ``connect_radius`` voxels, re-join touching fragments
+        whose centroids pass ``p > connect_p``. Off where ``connect_p`` is None.
+    coords : torch.Tensor (N, 3), optional
+        Voxel coordinates (voxel units), for the connectivity step.
 
     Returns
     -------
@@ -163,6 +228,9 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         raise ValueError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
     s0_values, p0_values = resolve_thresholds(s0, p0)
     _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
+    steps = _step_options(mode, at_least_one_seed, refine_iterations, merge_p, connect_radius,
+                          connect_p)
+    coords_np = _host_coords(coords, steps, embeddings.shape[0])
     device = embeddings.device
     n = embeddings.shape[0]
     embeddings = embeddings.detach()
@@ -190,6 +258,7 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         order_t = torch.as_tensor(order, device=device)
         emb_sorted, margin_sorted = embeddings[order_t], margins[order_t]
         seed_sorted = seediness[order_t]
+    coords_sorted = None if coords_np is None else coords_np[order]
     next_id: Dict[int, int] = {}
     for start, stop, event, c in segments:
         part = slice(start, stop)
@@ -202,11 +271,14 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
             if numba_path:
                 local = greedy_levels(emb_sorted[part], margin_sorted[part], seed_sorted[part],
                                       np.array([s0_values[c]]), log_threshold(p0_values[c]),
-                                      bool(assign_leftovers))[0]
+                                      bool(assign_leftovers), steps["min_seeds"])[0]
             else:
                 local = greedy_torch(emb_sorted[part], margin_sorted[part], seed_sorted[part],
                                      s0_values[c], log_threshold(p0_values[c]),
-                                     bool(assign_leftovers)).cpu().numpy()
+                                     bool(assign_leftovers), steps["min_seeds"]).cpu().numpy()
+            local = _postprocess(local, emb_sorted[part], margin_sorted[part],
+                                 None if coords_sorted is None else coords_sorted[part],
+                                 steps, c)
             local, count = drop_small(local, int(min_cluster_size))
         offset = next_id.get(event, 0)
         sorted_labels[part] = np.where(local >= 0, local + offset, -1)
@@ -214,6 +286,58 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
     labels = np.full(n, -1, dtype=np.int64)
     labels[order] = sorted_labels
     return torch.from_numpy(labels).to(device)
+
+
+def _step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
+                  merge_p: OptionalSpec, connect_radius: OptionalSpec,
+                  connect_p: OptionalSpec) -> Dict:
+    """Validated options of the steps beyond the paper (``min_seeds`` and :mod:`.postprocess`)."""
+    if int(refine_iterations) < 0:
+        raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
+    steps = {"min_seeds": int(bool(at_least_one_seed)),
+             "refine_iterations": int(refine_iterations),
+             "merge_p": resolve_optional("merge_p", merge_p, 0.0, 1.0),
+             "connect_radius": resolve_optional("connect_radius", connect_radius, 0.0),
+             "connect_p": resolve_optional("connect_p", connect_p, 0.0, 1.0)}
+    if mode != "fast" and (steps["min_seeds"] or steps["refine_iterations"] > 0 or any(
+            v is not None for v in steps["merge_p"] + steps["connect_p"])):
+        raise ValueError("at_least_one_seed, refine_iterations, merge_p and connect_p apply "
+                         "to mode='fast' only "
+                         "(mode='spine' reproduces SPINE voxel for voxel)")
+    missing = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"])
+               if v is not None and steps["connect_radius"][c] is None]
+    if missing:
+        raise ValueError(f"connect_p is set for {missing} but connect_radius is not")
+    return steps
+
+
+def _host_coords(coords: Optional[torch.Tensor], steps: Dict, n: int) -> Optional[np.ndarray]:
+    """Coordinates as float64 numpy when the connectivity step runs, else None."""
+    connecting = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"]) if v is not None]
+    if not connecting:
+        return None
+    if coords is None:
+        raise ValueError(f"connect_p is set for {connecting}: the clusterer needs voxel "
+                         "coordinates (coords=...)")
+    if not isinstance(coords, torch.Tensor) or tuple(coords.shape) != (n, 3):
+        shape = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
+        raise ValueError(f"coords must be a torch.Tensor of shape ({n}, 3), got {shape}")
+    return coords.detach().cpu().numpy().astype(np.float64)
+
+
+def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], steps: Dict,
+                 c: int) -> np.ndarray:
+    """The enabled :mod:`.postprocess` steps for class ``c`` on one segment."""
+    if steps["refine_iterations"] == 0 and steps["merge_p"][c] is None \
+            and steps["connect_p"][c] is None:
+        return local
+    if isinstance(emb, torch.Tensor):
+        # Small per-segment host copy: the steps are numba/scipy (see postprocess.py).
+        emb = emb.detach().double().cpu().numpy()
+        margins = margins.detach().double().cpu().numpy()
+    return postprocess_segment(emb, margins, local, steps["refine_iterations"],
+                               steps["merge_p"][c], coords, steps["connect_radius"][c],
+                               steps["connect_p"][c])
 
 
 class SPICEClusterer:
@@ -227,6 +351,10 @@ class SPICEClusterer:
     min_cluster_size : int
     assign_leftovers : bool
     mode : {"fast", "spine"}
+    at_least_one_seed : bool
+    refine_iterations : int
+    merge_p, connect_radius, connect_p : per-class optional floats
+        The post-steps of :mod:`.postprocess` (see :func:`cluster_events`).
     enabled : bool
         When False, calling returns all -1 (the chain may keep the stage but
         skip clustering).
@@ -239,7 +367,10 @@ class SPICEClusterer:
 
     def __init__(self, s0: ThresholdSpec = None, p0: ThresholdSpec = None,
                  min_cluster_size: int = 1, assign_leftovers: bool = True,
-                 mode: str = "fast", enabled: bool = True):
+                 mode: str = "fast", enabled: bool = True, at_least_one_seed: bool = False,
+                 refine_iterations: int = 0,
+                 merge_p: OptionalSpec = None, connect_radius: OptionalSpec = None,
+                 connect_p: OptionalSpec = None):
         if mode not in MODES:
             raise ValueError(f"clusterer mode must be one of {MODES}, got '{mode}'")
         if int(min_cluster_size) < 1:
@@ -249,9 +380,18 @@ class SPICEClusterer:
         self.assign_leftovers = bool(assign_leftovers)
         self.mode = mode
         self.enabled = bool(enabled)
+        # Validated now: a config error should surface when the chain is built.
+        self.steps = _step_options(mode, at_least_one_seed, refine_iterations, merge_p,
+                                   connect_radius, connect_p)
+
+    @property
+    def needs_coords(self) -> bool:
+        """True when some class uses the connectivity step."""
+        return any(v is not None for v in self.steps["connect_p"])
 
     def __call__(self, embeddings: torch.Tensor, margins: torch.Tensor, seediness: torch.Tensor,
-                 semantics: torch.Tensor, batch_ids: torch.Tensor) -> torch.Tensor:
+                 semantics: torch.Tensor, batch_ids: torch.Tensor,
+                 coords: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Instance label per voxel; see :func:`cluster_events`."""
         if not self.enabled:
             _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
@@ -259,13 +399,20 @@ class SPICEClusterer:
                               device=embeddings.device)
         return cluster_events(embeddings, margins, seediness, semantics, batch_ids,
                               s0=self.s0, p0=self.p0, min_cluster_size=self.min_cluster_size,
-                              assign_leftovers=self.assign_leftovers, mode=self.mode)
+                              assign_leftovers=self.assign_leftovers, mode=self.mode,
+                              coords=coords if self.needs_coords else None,
+                              at_least_one_seed=bool(self.steps["min_seeds"]),
+                              **{k: v for k, v in self.steps.items() if k != "min_seeds"})
 
-    def thresholds(self) -> Dict[str, Dict[str, float]]:
-        """``{"s0": {class: value}, "p0": {...}}`` by class name."""
-        return {"s0": dict(zip(CLASS_NAMES, self.s0)), "p0": dict(zip(CLASS_NAMES, self.p0))}
+    def thresholds(self) -> Dict[str, Dict[str, Optional[float]]]:
+        """``{"s0": {class: value}, "p0": {...}, "connect_p": {...}}`` by class name."""
+        return {"s0": dict(zip(CLASS_NAMES, self.s0)), "p0": dict(zip(CLASS_NAMES, self.p0)),
+                "connect_p": dict(zip(CLASS_NAMES, self.steps["connect_p"]))}
 
     def __repr__(self) -> str:
         return (f"SPICEClusterer(mode={self.mode!r}, min_cluster_size={self.min_cluster_size}, "
                 f"assign_leftovers={self.assign_leftovers}, enabled={self.enabled}, "
-                f"s0={self.s0}, p0={self.p0})")
+                f"s0={self.s0}, p0={self.p0}, at_least_one_seed={bool(self.steps['min_seeds'])}, "
+                f"refine_iterations={self.steps['refine_iterations']}, "
+                f"merge_p={self.steps['merge_p']}, connect_radius={self.steps['connect_radius']}, "
+                f"connect_p={self.steps['connect_p']})")

@@ -5,7 +5,10 @@ so ties keep voxel order) and implement the paper's procedure (sec. II.C):
 
 1. the next seed is the first voxel in that order not yet covered by any
    candidate; the loop stops when it has seediness below ``s0`` (seeds need
-   ``s >= s0``, as in SPINE) or when every voxel is covered;
+   ``s >= s0``, as in SPINE) or when every voxel is covered. With
+   ``min_seeds = 1`` the first seed is taken whatever its seediness: a class
+   present in an event holds at least one instance, and leaving all of it
+   unclustered (singletons) scores worse than one cluster;
 2. the seed's embedding and margin define the Gaussian kernel
    ``p = exp(-||e - e_seed||^2 / (2 sigma_seed^2 + EPS))``;
 3. voxels with ``p > p0`` are covered (the seed always covers itself, so the
@@ -42,7 +45,8 @@ def log_threshold(p0: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def greedy_levels(emb, margins, seediness, s0_levels, log_p0, assign_leftovers):  # pragma: no cover
+def greedy_levels(emb, margins, seediness, s0_levels, log_p0, assign_leftovers,
+                  min_seeds=0):  # pragma: no cover
     """Cluster one sorted segment for several ``s0`` values at once (numba).
 
     Lowering ``s0`` only lets the same greedy sequence run longer, so one pass
@@ -61,6 +65,8 @@ def greedy_levels(emb, margins, seediness, s0_levels, log_p0, assign_leftovers):
         ``log(p0)`` (see :func:`log_threshold`).
     assign_leftovers : bool
         Give never-covered voxels their most probable candidate (else -1).
+    min_seeds : int
+        Seeds taken before ``s0`` applies (0: the paper; 1: at least one).
 
     Returns
     -------
@@ -80,7 +86,7 @@ def greedy_levels(emb, margins, seediness, s0_levels, log_p0, assign_leftovers):
         while ptr < n and covered[ptr]:
             ptr += 1
         # `not >=` also stops on NaN seediness.
-        if ptr == n or not seediness[ptr] >= s0_levels[level]:
+        if ptr == n or (k >= min_seeds and not seediness[ptr] >= s0_levels[level]):
             if k > 0:
                 for i in range(n):
                     if assign_leftovers or covered[i]:
@@ -105,7 +111,8 @@ def greedy_levels(emb, margins, seediness, s0_levels, log_p0, assign_leftovers):
 
 
 def greedy_torch(emb: torch.Tensor, margins: torch.Tensor, seediness: torch.Tensor,
-                 s0: float, log_p0: float, assign_leftovers: bool) -> torch.Tensor:
+                 s0: float, log_p0: float, assign_leftovers: bool,
+                 min_seeds: int = 0) -> torch.Tensor:
     """Same as one level of :func:`greedy_levels`, vectorised torch on the tensors' device.
 
     Used for CUDA tensors (no host round trip of the embeddings). Float64 and
@@ -118,6 +125,7 @@ def greedy_torch(emb: torch.Tensor, margins: torch.Tensor, seediness: torch.Tens
     margins, seediness : torch.Tensor (n,)
     s0, log_p0 : float
     assign_leftovers : bool
+    min_seeds : int
 
     Returns
     -------
@@ -132,7 +140,7 @@ def greedy_torch(emb: torch.Tensor, margins: torch.Tensor, seediness: torch.Tens
     label = torch.full((n,), -1, dtype=torch.long, device=device)
     covered = torch.zeros(n, dtype=torch.bool, device=device)
     # Sorted descending: the seeds allowed by s0 are a prefix.
-    n_seedable = int((seediness >= s0).sum())
+    n_seedable = max(int((seediness >= s0).sum()), min(int(min_seeds), n))
     ptr, k = 0, 0
     while ptr < n_seedable:
         free = torch.nonzero(~covered[ptr:n_seedable])

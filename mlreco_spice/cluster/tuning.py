@@ -12,6 +12,12 @@ from clustering the voxels the ``semantics`` array puts in class ``c``; true-c
 voxels placed in another class count as unclustered (they cost the same at
 every grid point, so they do not move the optimum). The ``fast`` procedure is
 tuned; ``mode="spine"`` thresholds are not tuned here.
+
+The clusterer's steps beyond the paper (``at_least_one_seed``,
+``refine_iterations``, ``merge_p``: :mod:`.postprocess`) are applied at every
+grid point with the values given. When ``connect_radius`` is given, a second
+pass tunes ``connect_p`` per class at the chosen ``(s0, p0)``, with "off"
+(``None``) as one of the candidates; events then need ``coords``.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from ..columns import CLASS_NAMES, class_indices
 from ..defaults import PAPER_THRESHOLDS
 from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, with_singletons
 from .kernels import drop_small, greedy_levels, log_threshold
+from .postprocess import connect_fragments, postprocess_segment
 
 __all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "tune_from_files",
            "threshold_grid", "EVENT_KEYS", "METRICS"]
@@ -36,6 +43,8 @@ log = logging.getLogger(__name__)
 #: Arrays each tuning event must provide (numpy, one row per voxel).
 EVENT_KEYS = ("embeddings", "margins", "seediness", "semantics", "truth_instance", "truth_semantic")
 METRICS = ("ari", "purity", "efficiency")
+#: ``connect_p`` candidates of the second pass (None: connectivity step off).
+CONNECT_P_GRID = (None, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
 S0_RANGE = (0.0, 1.0)
 P0_RANGE = (0.0, 0.6)
 
@@ -64,50 +73,95 @@ def _check_event(index: int, event: Mapping) -> int:
     return n
 
 
-def _event_class_scores(event: Mapping, c: int, grids: Dict[str, np.ndarray],
-                        min_true_size: int, min_cluster_size: int,
-                        assign_leftovers: bool) -> Optional[np.ndarray]:
-    """Scores (3 metrics, n_p0, n_s0) of class ``c`` in one event; None if not scored."""
-    truth_semantic = np.asarray(event["truth_semantic"]).reshape(-1)
-    keep, t, n_true = prepare_truth(
-        np.where(truth_semantic == c, np.asarray(event["truth_instance"]).reshape(-1), -1),
-        min_true_size)
-    if not keep.any():
-        return None
-    semantics = np.asarray(event["semantics"]).reshape(-1)
-    members = np.flatnonzero(semantics == c)
-    seediness = np.asarray(event["seediness"], dtype=np.float64).reshape(-1)
-    order = members[np.argsort(-seediness[members], kind="stable")]
-    # Position of each scored voxel in the sorted segment (-1: other class).
-    position = np.full(semantics.size, -1, dtype=np.int64)
-    position[order] = np.arange(order.size)
-    position = position[keep]
-    in_segment = position >= 0
-    emb = np.asarray(event["embeddings"], dtype=np.float64)[order]
-    margins = np.asarray(event["margins"], dtype=np.float64).reshape(-1)[order]
-    seeds = seediness[order]
+class _Segment:
+    """One (event, class): the sorted segment to cluster and the truth it is scored on."""
+
+    def __init__(self, event: Mapping, c: int, min_true_size: int):
+        truth_semantic = np.asarray(event["truth_semantic"]).reshape(-1)
+        keep, self.t, self.n_true = prepare_truth(
+            np.where(truth_semantic == c, np.asarray(event["truth_instance"]).reshape(-1), -1),
+            min_true_size)
+        self.scored = bool(keep.any())
+        if not self.scored:
+            return
+        semantics = np.asarray(event["semantics"]).reshape(-1)
+        members = np.flatnonzero(semantics == c)
+        seediness = np.asarray(event["seediness"], dtype=np.float64).reshape(-1)
+        order = members[np.argsort(-seediness[members], kind="stable")]
+        # Position of each scored voxel in the sorted segment (-1: other class).
+        position = np.full(semantics.size, -1, dtype=np.int64)
+        position[order] = np.arange(order.size)
+        self.position = position[keep]
+        self.in_segment = self.position >= 0
+        self.emb = np.asarray(event["embeddings"], dtype=np.float64)[order]
+        self.margins = np.asarray(event["margins"], dtype=np.float64).reshape(-1)[order]
+        self.seeds = seediness[order]
+        self.coords = np.asarray(event["coords"], dtype=np.float64)[order] \
+            if "coords" in event else None
+
+    def levels(self, s0_desc: np.ndarray, p0: float, options: Mapping) -> np.ndarray:
+        """Greedy labels (one row per ``s0`` in ``s0_desc``), post-steps 1-2 applied."""
+        if not self.seeds.size:
+            return np.full((s0_desc.size, 0), -1, dtype=np.int64)
+        levels = greedy_levels(self.emb, self.margins, self.seeds, s0_desc,
+                               log_threshold(float(p0)), options["assign_leftovers"],
+                               options["min_seeds"])
+        return np.stack([postprocess_segment(self.emb, self.margins, labels,
+                                             options["refine_iterations"], options["merge_p"])
+                         for labels in levels])
+
+    def scores(self, labels: np.ndarray, min_cluster_size: int) -> np.ndarray:
+        """(purity, ...) in :data:`METRICS` order for segment labels."""
+        labels, _ = drop_small(labels, min_cluster_size)
+        pred = np.full(self.t.size, -1, dtype=np.int64)
+        pred[self.in_segment] = labels[self.position[self.in_segment]]
+        scores = scores_from_codes(self.t, self.n_true, *with_singletons(pred))
+        return np.array([scores[name] for name in METRICS])
+
+
+def _grid_scores(segment: _Segment, grids: Dict[str, np.ndarray], options: Mapping
+                 ) -> np.ndarray:
+    """Scores (3 metrics, n_p0, n_s0) of one segment over the grid."""
     s0_desc = grids["s0"][::-1].copy()
     out = np.empty((len(METRICS), grids["p0"].size, grids["s0"].size))
-    pred = np.full(t.size, -1, dtype=np.int64)
     for i, p0 in enumerate(grids["p0"]):
-        levels = greedy_levels(emb, margins, seeds, s0_desc, log_threshold(float(p0)),
-                               assign_leftovers) if order.size else \
-            np.full((s0_desc.size, 0), -1, dtype=np.int64)
-        for j_desc, labels in enumerate(levels):
-            labels, _ = drop_small(labels, min_cluster_size)
-            pred[in_segment] = labels[position[in_segment]]
-            scores = scores_from_codes(t, n_true, *with_singletons(pred))
-            j = s0_desc.size - 1 - j_desc
-            for m, name in enumerate(METRICS):
-                out[m, i, j] = scores[name]
+        for j_desc, labels in enumerate(segment.levels(s0_desc, p0, options)):
+            out[:, i, s0_desc.size - 1 - j_desc] = segment.scores(labels,
+                                                                  options["min_cluster_size"])
     return out
+
+
+def _connect_scores(segment: _Segment, s0: float, p0: float, radius: float,
+                    options: Mapping) -> np.ndarray:
+    """Scores (3 metrics, len(CONNECT_P_GRID)) at fixed thresholds."""
+    labels = segment.levels(np.array([s0]), p0, options)[0]
+    out = np.empty((len(METRICS), len(CONNECT_P_GRID)))
+    for k, connect_p in enumerate(CONNECT_P_GRID):
+        found = labels if connect_p is None or not labels.size else \
+            connect_fragments(segment.coords, segment.emb, segment.margins, labels, radius,
+                              connect_p)
+        out[:, k] = segment.scores(found, options["min_cluster_size"])
+    return out
+
+
+def _best(mean: np.ndarray, metric: str) -> int:
+    """Flat index of the best grid point of ``mean`` (metrics, ...).
+
+    Ties go to the larger purity + efficiency, then the lower flat index.
+    """
+    mean = np.where(np.isnan(mean), -np.inf, mean)
+    target = mean[METRICS.index(metric)].ravel()
+    tie = (mean[METRICS.index("purity")] + mean[METRICS.index("efficiency")]).ravel()
+    # lexsort: last key is primary.
+    return int(np.lexsort((-np.arange(target.size), tie, target))[-1])
 
 
 def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str = "ari",
                     classes: Optional[Sequence] = None, progress: bool = True, *,
                     min_true_size: int = DEFAULT_MIN_TRUE_SIZE, min_cluster_size: int = 1,
-                    assign_leftovers: bool = True) -> Dict:
-    """Grid-search ``s0`` in [0, 1] and ``p0`` in [0, 0.6] per class.
+                    assign_leftovers: bool = True, at_least_one_seed: bool = False,
+                    refine_iterations: int = 0, merge_p=None, connect_radius=None) -> Dict:
+    """Grid-search ``s0`` in [0, 1] and ``p0`` in [0, 0.6] per class (then ``connect_p``).
 
     Parameters
     ----------
@@ -115,66 +169,85 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         Per-event network outputs and truth, numpy arrays with keys
         :data:`EVENT_KEYS`: ``embeddings (N, D)``, ``margins (N,)``,
         ``seediness (N,)``, ``semantics (N,)`` (class used for clustering),
-        ``truth_instance (N,)``, ``truth_semantic (N,)``.
+        ``truth_instance (N,)``, ``truth_semantic (N,)``; plus ``coords (N, 3)``
+        when ``connect_radius`` is set.
     step : float
         Grid step for both thresholds.
     metric : {"ari", "purity", "efficiency"}
         Mean over events (where the class is scored) to maximise; ties go to
         the larger mean purity + efficiency, then to the smaller ``p0``, then
-        the smaller ``s0``.
+        the smaller ``s0`` (then "off", then the smaller ``connect_p``).
     classes : sequence of str or int, optional
         Classes to tune (default all); the others keep the paper's values.
     progress : bool
         Show a progress bar over events.
     min_true_size, min_cluster_size, assign_leftovers
         As in the metrics and the clusterer.
+    at_least_one_seed, refine_iterations, merge_p, connect_radius
+        The clusterer's options (:func:`mlreco_spice.cluster.cluster_events`),
+        held fixed; ``connect_radius`` (per class) turns on the ``connect_p`` pass.
 
     Returns
     -------
     dict
-        ``s0`` and ``p0`` (class name -> value, every class), ``scores`` (class
-        name -> ``{ari, purity, efficiency, n_events}`` at the optimum; NaN and 0
-        for classes left at the paper value), ``tuned`` (class names tuned),
-        ``metric``, ``step``, ``n_events``, ``seconds``.
+        ``s0``, ``p0`` and ``connect_p`` (class name -> value, every class;
+        ``connect_p`` None where off), ``scores`` (class name -> ``{ari,
+        purity, efficiency, n_events}`` at the optimum; NaN and 0 for classes
+        left at the paper value), ``tuned`` (class names tuned), ``metric``,
+        ``step``, ``n_events``, ``seconds``.
     """
+    from .clusterer import resolve_optional
+
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got '{metric}'")
     grids = threshold_grid(step)
     wanted = class_indices(classes) if classes is not None else list(range(len(CLASS_NAMES)))
+    merge = resolve_optional("merge_p", merge_p, 0.0, 1.0)
+    radius = resolve_optional("connect_radius", connect_radius, 0.0)
+    options = [{"assign_leftovers": bool(assign_leftovers), "min_seeds": int(bool(at_least_one_seed)),
+                "refine_iterations": int(refine_iterations), "merge_p": merge[c],
+                "min_cluster_size": int(min_cluster_size)} for c in range(len(CLASS_NAMES))]
     from tqdm import tqdm
 
     start = time.perf_counter()
     per_class: Dict[int, List[np.ndarray]] = {c: [] for c in wanted}
+    segments: Dict[int, List[_Segment]] = {c: [] for c in wanted}
     n_events = 0
     for index, event in enumerate(tqdm(events, desc="tune", unit="event", disable=not progress)):
         _check_event(index, event)
+        if any(radius[c] is not None for c in wanted) and "coords" not in event:
+            raise ValueError(f"tuning event {index} lacks 'coords' (needed with connect_radius)")
         n_events += 1
         for c in wanted:
-            scores = _event_class_scores(event, c, grids, min_true_size, min_cluster_size,
-                                         assign_leftovers)
-            if scores is not None:
-                per_class[c].append(scores)
+            segment = _Segment(event, c, min_true_size)
+            if segment.scored:
+                per_class[c].append(_grid_scores(segment, grids, options[c]))
+                if radius[c] is not None:
+                    segments[c].append(segment)
     if n_events == 0:
         raise ValueError("tune_thresholds needs at least one event")
-    result: Dict = {"s0": {}, "p0": {}, "scores": {}, "tuned": [], "metric": metric,
-                    "step": float(step), "n_events": n_events}
+    result: Dict = {"s0": {}, "p0": {}, "connect_p": {}, "scores": {}, "tuned": [],
+                    "metric": metric, "step": float(step), "n_events": n_events}
     for c, name in enumerate(CLASS_NAMES):
         stack = per_class.get(c, [])
+        result["connect_p"][name] = None
         if not stack:
             result["s0"][name] = PAPER_THRESHOLDS[name]["s0"]
             result["p0"][name] = PAPER_THRESHOLDS[name]["p0"]
             result["scores"][name] = {**{m: math.nan for m in METRICS}, "n_events": 0}
             continue
         mean = np.nanmean(np.stack(stack), axis=0)  # (metrics, p0, s0)
-        mean = np.where(np.isnan(mean), -np.inf, mean)
-        target = mean[METRICS.index(metric)]
-        tie = mean[METRICS.index("purity")] + mean[METRICS.index("efficiency")]
-        # lexsort: last key is primary; flat index order is (p0, s0) ascending.
-        flat = np.lexsort((-np.arange(target.size), tie.ravel(), target.ravel()))[-1]
-        i, j = np.unravel_index(flat, target.shape)
-        result["s0"][name] = float(grids["s0"][j])
-        result["p0"][name] = float(grids["p0"][i])
-        result["scores"][name] = {**{m: float(mean[k, i, j]) for k, m in enumerate(METRICS)},
+        i, j = np.unravel_index(_best(mean, metric), mean.shape[1:])
+        s0, p0 = float(grids["s0"][j]), float(grids["p0"][i])
+        best = mean[:, i, j]
+        if segments.get(c):
+            connect = np.nanmean(np.stack([_connect_scores(seg, s0, p0, radius[c], options[c])
+                                           for seg in segments[c]]), axis=0)
+            k = _best(connect, metric)
+            result["connect_p"][name] = CONNECT_P_GRID[k]
+            best = connect[:, k]
+        result["s0"][name], result["p0"][name] = s0, p0
+        result["scores"][name] = {**{m: float(best[k]) for k, m in enumerate(METRICS)},
                                   "n_events": len(stack)}
         result["tuned"].append(name)
     result["seconds"] = time.perf_counter() - start
@@ -182,29 +255,37 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
 
 
 def format_threshold_table(result: Mapping) -> str:
-    """The tuned thresholds as text in the form of the paper's Table II."""
+    """The tuned thresholds as text in the form of the paper's Table II (plus ``connect_p``)."""
     lines = [f"Optimal thresholds ({result.get('metric', 'ari')}, step {result.get('step')}, "
              f"{result.get('n_events')} events)",
-             f"{'':8s} {'s0':>6s} {'p0':>6s} {'ARI':>7s} {'purity':>7s} {'effic.':>7s} {'events':>7s}"]
+             f"{'':8s} {'s0':>6s} {'p0':>6s} {'connect':>7s} {'ARI':>7s} {'purity':>7s} "
+             f"{'effic.':>7s} {'events':>7s}"]
     for name in CLASS_NAMES:
         sc = result["scores"][name]
+        connect = result.get("connect_p", {}).get(name)
         lines.append(f"{name:8s} {result['s0'][name]:6.3g} {result['p0'][name]:6.3g} "
+                     f"{'off' if connect is None else format(connect, '.3g'):>7s} "
                      f"{sc['ari']:7.3f} {sc['purity']:7.3f} {sc['efficiency']:7.3f} "
                      f"{sc['n_events']:7d}" + ("" if name in result.get("tuned", ()) else "  (paper)"))
     return "\n".join(lines)
 
 
 def write_thresholds(path: str, result: Mapping) -> None:
-    """Write ``{s0: {...}, p0: {...}}`` as YAML, atomically, with commented metadata.
+    """Write ``{s0: {...}, p0: {...}, connect_p: {...}}`` as YAML, atomically, with comments.
 
-    The file is usable as ``predict.thresholds`` and as
-    ``SPICEClusterer(**yaml.safe_load(open(path)))``.
+    ``connect_p`` is written only when some class uses it (``null``: off). The
+    file is usable as ``predict.thresholds``; :class:`SPICEClusterer` takes it
+    as keyword arguments (with ``connect_radius`` from the config).
     """
     import yaml
 
     header = ["# SPICE clustering thresholds written by mlreco_spice.cluster.tuning",
               *("# " + line for line in format_threshold_table(result).splitlines())]
     body = {key: {name: float(result[key][name]) for name in CLASS_NAMES} for key in ("s0", "p0")}
+    connect = result.get("connect_p", {})
+    if any(v is not None for v in connect.values()):
+        body["connect_p"] = {name: None if connect.get(name) is None else float(connect[name])
+                             for name in CLASS_NAMES}
     text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False)
     atomic_write_text(path, text)
 
@@ -215,8 +296,9 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
 
     Network outputs come from ``mlreco_spice.inference.iter_event_outputs(cfg,
     files, max_events)``, which yields dicts with :data:`EVENT_KEYS`. The
-    clusterer options (``min_cluster_size``, ``assign_leftovers``) and
-    ``analysis.min_true_size`` are read from ``cfg``.
+    clusterer options (``min_cluster_size``, ``assign_leftovers``,
+    ``at_least_one_seed``, ``refine_iterations``, ``merge_p``,
+    ``connect_radius``) and ``analysis.min_true_size`` are read from ``cfg``.
 
     Returns
     -------
@@ -230,7 +312,10 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
         iter_event_outputs(cfg, inputs, n_events), step=step, metric=metric,
         min_true_size=int(cfg.get("analysis", {}).get("min_true_size", DEFAULT_MIN_TRUE_SIZE)),
         min_cluster_size=int(clusterer.get("min_cluster_size", 1)),
-        assign_leftovers=bool(clusterer.get("assign_leftovers", True)))
+        assign_leftovers=bool(clusterer.get("assign_leftovers", True)),
+        at_least_one_seed=bool(clusterer.get("at_least_one_seed", False)),
+        refine_iterations=int(clusterer.get("refine_iterations", 0)),
+        merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"))
     write_thresholds(output, result)
     log.info("wrote %s (%.0f s)", output, result["seconds"])
     return result

@@ -161,7 +161,8 @@ class SPICE(nn.Module):
         if not self.training and semantics is not None and self.clusterer_cfg.get("enabled", True):
             kept = semantics.reshape(-1)[index.to(semantics.device)].to(data.device)
             tick = time.perf_counter()
-            out["clusters"] = self._cluster(out, kept, rows[:, BATCH_COL].long())
+            out["clusters"] = self._cluster(out, kept, rows[:, BATCH_COL].long(),
+                                            rows[:, list(COORD_COLS)].float())
             if out["clusters"].is_cuda:
                 torch.cuda.synchronize(out["clusters"].device)
             # Wall time of the clustering alone (a float, not a tensor), for timing CSVs.
@@ -191,10 +192,10 @@ class SPICE(nn.Module):
                 "index": index}
 
     def _cluster(self, out: Dict[str, torch.Tensor], semantics: torch.Tensor,
-                 batch_ids: torch.Tensor) -> torch.Tensor:
+                 batch_ids: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         if self._clusterer is None:
             from ..cluster import SPICEClusterer  # the clusterer has no ME dependency
 
             self._clusterer = SPICEClusterer(**self.clusterer_cfg)
         return self._clusterer(out["embeddings"], out["margins"], out["seediness"],
-                               semantics, batch_ids)
+                               semantics, batch_ids, coords=coords)

@@ -1,0 +1,233 @@
+"""Optional steps after the greedy seed search, on one (event, class) segment.
+
+The paper's procedure (:mod:`.kernels`) keeps each candidate's kernel where
+its seed put it. Two weaknesses show on an undertrained model (see
+BENCHMARKS.md, "Seed search refinements"): a seed off its cluster's centre
+cuts the cluster in two, and two seeds in one cluster split it. The steps
+here fix that with the same Gaussian kernels, in this order:
+
+1. :func:`refine_labels` (``refine_iterations``): re-centre each candidate's
+   kernel on its members' mean embedding and mean margin, then give every
+   voxel the most probable kernel again; repeat (k-means with the SPICE
+   kernel). Stops early when nothing moves.
+2. :func:`merge_overlapping` (``merge_p``): merge two clusters when either
+   one's centroid has ``p > merge_p`` under the other's kernel.
+3. :func:`connect_fragments` (``connect_radius``, ``connect_p``): needs voxel
+   coordinates. Split every cluster into spatially connected fragments
+   (voxels closer than ``connect_radius`` linked), then merge touching
+   fragments whose centroids pass ``p > connect_p`` either way. Tracks are
+   continuous, so a cluster spanning two disjoint tracks is wrong, and
+   touching fragments are joined only if the embeddings agree. With
+   ``connect_p = 0`` this is DBSCAN (``eps = connect_radius``,
+   ``min_samples = 1``): a tuned ``connect_p`` says how much the embeddings
+   add to connectivity.
+
+Labels stay "candidate ranks": ids are ordered by the segment position (the
+seediness order) of each cluster's first voxel, ``-1`` stays ``-1``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numba
+import numpy as np
+
+from .kernels import EPS
+
+__all__ = ["refine_labels", "merge_overlapping", "connect_fragments", "postprocess_segment"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _centroids(emb, margins, labels, k):  # pragma: no cover - compiled
+    """Mean embedding, mean margin and size of each label 0..k-1."""
+    n, d = emb.shape
+    centres = np.zeros((k, d))
+    sigma = np.zeros(k)
+    count = np.zeros(k)
+    for i in range(n):
+        c = labels[i]
+        if c < 0:
+            continue
+        count[c] += 1.0
+        sigma[c] += margins[i]
+        for j in range(d):
+            centres[c, j] += emb[i, j]
+    for c in range(k):
+        if count[c] > 0:
+            sigma[c] /= count[c]
+            for j in range(d):
+                centres[c, j] /= count[c]
+    return centres, sigma, count
+
+
+@numba.njit(cache=True, nogil=True)
+def _refine(emb, margins, labels, n_iter):  # pragma: no cover - compiled
+    n, d = emb.shape
+    k = labels.max() + 1
+    for _ in range(n_iter):
+        centres, sigma, count = _centroids(emb, margins, labels, k)
+        inv = 1.0 / (2.0 * sigma * sigma + EPS)
+        moved = False
+        for i in range(n):
+            if labels[i] < 0:
+                continue
+            best = -np.inf
+            arg = labels[i]
+            for c in range(k):
+                if count[c] == 0:
+                    continue
+                d2 = 0.0
+                for j in range(d):
+                    diff = emb[i, j] - centres[c, j]
+                    d2 += diff * diff
+                log_p = -d2 * inv[c]
+                if log_p > best:  # ties: the earlier candidate
+                    best = log_p
+                    arg = c
+            if arg != labels[i]:
+                labels[i] = arg
+                moved = True
+        if not moved:
+            break
+    return labels
+
+
+def refine_labels(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray,
+                  n_iter: int) -> np.ndarray:
+    """Re-centre kernels on their members and reassign, ``n_iter`` times at most.
+
+    Parameters
+    ----------
+    emb : float64 array (n, d)
+    margins : float64 array (n,)
+    labels : int64 array (n,)
+        Candidate per voxel, ``-1`` for voxels left out (kept out).
+    n_iter : int
+
+    Returns
+    -------
+    int64 array (n,)
+        New candidate per voxel (a candidate that loses all voxels disappears).
+    """
+    labels = np.array(labels, dtype=np.int64)
+    if n_iter <= 0 or labels.size == 0 or labels.max() < 0:
+        return labels
+    return _refine(emb, margins, labels, int(n_iter))
+
+
+def _union_labels(n_nodes: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected component of each node given undirected links ``a[i]-b[i]``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n_nodes, n_nodes))
+    return connected_components(graph, directed=False)[1]
+
+
+def _first_position_order(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 0..K-1 by their first voxel's position; -1 stays."""
+    out = np.full(labels.size, -1, dtype=np.int64)
+    assigned = np.flatnonzero(labels >= 0)
+    if not assigned.size:
+        return out
+    _, first, inverse = np.unique(labels[assigned], return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(assigned[first], kind="stable")] = np.arange(first.size)
+    out[assigned] = rank[inverse]
+    return out
+
+
+def _kernel_overlap(centres: np.ndarray, sigma: np.ndarray, a: np.ndarray,
+                    b: np.ndarray) -> np.ndarray:
+    """``log p`` of each pair's centroids, the larger of the two directions."""
+    d2 = ((centres[a] - centres[b]) ** 2).sum(axis=1)
+    return np.maximum(-d2 / (2.0 * sigma[a] ** 2 + EPS), -d2 / (2.0 * sigma[b] ** 2 + EPS))
+
+
+def merge_overlapping(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray,
+                      merge_p: float) -> np.ndarray:
+    """Merge clusters whose centroid has ``p > merge_p`` under the other's kernel.
+
+    Merges are transitive (connected components of the "overlaps" relation).
+    Returns labels renumbered by first voxel position.
+    """
+    labels = _first_position_order(np.asarray(labels))
+    k = int(labels.max()) + 1
+    if k < 2:
+        return labels
+    centres, sigma, _ = _centroids(emb, margins, labels, k)
+    a, b = np.triu_indices(k, 1)
+    linked = _kernel_overlap(centres, sigma, a, b) > _log(merge_p)
+    component = _union_labels(k, a[linked], b[linked])
+    return _first_position_order(np.where(labels >= 0, component[np.maximum(labels, 0)], -1))
+
+
+def _log(p: float) -> float:
+    return math.log(p) if p > 0.0 else -math.inf
+
+
+def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
+                      labels: np.ndarray, radius: float, connect_p: float) -> np.ndarray:
+    """Split clusters into spatially connected fragments, re-join those that agree.
+
+    Parameters
+    ----------
+    coords : array (n, 3)
+        Voxel coordinates (voxel units).
+    emb, margins, labels
+        As in :func:`refine_labels`.
+    radius : float
+        Voxels at distance ``<= radius`` touch.
+    connect_p : float
+        Touching fragments merge when either centroid has ``p > connect_p``
+        under the other's kernel (0: every touching pair merges).
+
+    Returns
+    -------
+    int64 array (n,)
+        Labels renumbered by first voxel position; ``-1`` stays ``-1``.
+    """
+    from scipy.spatial import cKDTree
+
+    labels = np.asarray(labels, dtype=np.int64)
+    n = labels.size
+    if n == 0 or labels.max() < 0:
+        return labels.copy()
+    pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(radius, output_type="ndarray")
+    a, b = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (np.zeros(0, np.int64),) * 2
+    both = (labels[a] >= 0) & (labels[b] >= 0)
+    a, b = a[both], b[both]
+    same = labels[a] == labels[b]
+    fragment = _union_labels(n, a[same], b[same])
+    fragment = _first_position_order(np.where(labels >= 0, fragment, -1))
+    k = int(fragment.max()) + 1
+    fa, fb = fragment[a[~same]], fragment[b[~same]]
+    if fa.size:
+        key = np.unique(np.minimum(fa, fb) * k + np.maximum(fa, fb))
+        fa, fb = key // k, key % k
+        centres, sigma, _ = _centroids(emb, margins, fragment, k)
+        linked = _kernel_overlap(centres, sigma, fa, fb) > _log(connect_p)
+        fa, fb = fa[linked], fb[linked]
+    component = _union_labels(k, fa, fb)
+    return _first_position_order(np.where(fragment >= 0, component[np.maximum(fragment, 0)], -1))
+
+
+def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray,
+                        refine_iterations: int = 0, merge_p: Optional[float] = None,
+                        coords: Optional[np.ndarray] = None,
+                        connect_radius: Optional[float] = None,
+                        connect_p: Optional[float] = None) -> np.ndarray:
+    """Apply the enabled steps (module docstring) to one sorted segment's labels.
+
+    ``merge_p`` None skips step 2; ``connect_p`` None skips step 3 (which
+    then needs ``coords`` and ``connect_radius``).
+    """
+    labels = refine_labels(emb, margins, labels, refine_iterations)
+    if merge_p is not None:
+        labels = merge_overlapping(emb, margins, labels, merge_p)
+    if connect_p is not None:
+        if coords is None or connect_radius is None:
+            raise ValueError("connect_p needs voxel coordinates and connect_radius")
+        labels = connect_fragments(coords, emb, margins, labels, connect_radius, connect_p)
+    return labels

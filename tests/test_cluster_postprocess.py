@@ -1,0 +1,192 @@
+"""Seed-search steps beyond the paper: refinement, merging, connectivity, one seed per class."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mlreco_spice.baselines import dbscan_by_class
+from mlreco_spice.cluster import SPICEClusterer, cluster_events
+from mlreco_spice.cluster.postprocess import (connect_fragments, merge_overlapping,
+                                              postprocess_segment, refine_labels)
+from mlreco_spice.cluster.synthetic import synthetic_event
+from mlreco_spice.cluster.tuning import CONNECT_P_GRID, tune_thresholds, write_thresholds
+from mlreco_spice.columns import CLASS_NAMES
+from mlreco_spice.metrics import evaluate_event
+
+
+def same_partition(a, b):
+    pairs = set(zip(np.asarray(a).tolist(), np.asarray(b).tolist()))
+    return len(pairs) == len(set(np.asarray(a).tolist())) == len(set(np.asarray(b).tolist()))
+
+
+def line(start, step, n):
+    return np.asarray(start, float) + np.outer(np.arange(n), np.asarray(step, float))
+
+
+def test_refine_moves_voxels_to_the_recentred_kernel():
+    # Two blobs at x = 0 and x = 1; candidate 1's seed sat at x = 0.4, so it took
+    # the right half of blob 0. Re-centring on members fixes that in a few passes.
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(0.0, 0.05, (50, 3)), rng.normal(0.0, 0.05, (50, 3))])
+    emb[50:, 0] += 1.0
+    truth = np.repeat([0, 1], 50)
+    labels = np.where(emb[:, 0] > 0.0, 1, 0)
+    margins = np.full(100, 0.2)
+    assert not same_partition(labels, truth)
+    assert np.array_equal(refine_labels(emb, margins, labels, 0), labels)
+    refined = refine_labels(emb, margins, labels, 5)
+    assert same_partition(refined, truth)
+    # Voxels left out stay out, and the input is not modified.
+    labels[:3] = -1
+    kept = labels.copy()
+    out = refine_labels(emb, margins, labels, 5)
+    assert (out[:3] == -1).all() and np.array_equal(labels, kept)
+
+
+def test_merge_threshold_is_the_kernel_value_at_the_other_centroid():
+    emb = np.zeros((4, 3))
+    emb[2:, 0] = 0.1                      # centroids 0.1 apart, margin 0.1
+    margins = np.full(4, 0.1)
+    labels = np.array([0, 0, 1, 1])
+    p = math.exp(-0.1 ** 2 / (2 * 0.1 ** 2 + 1e-8))  # 0.6065
+    assert merge_overlapping(emb, margins, labels, p - 1e-3).tolist() == [0, 0, 0, 0]
+    assert merge_overlapping(emb, margins, labels, p + 1e-3).tolist() == [0, 0, 1, 1]
+    # Either direction: a wide kernel reaches a narrow one's centroid.
+    margins[:2] = 1.0
+    margins[2:] = 0.01
+    assert merge_overlapping(emb, margins, labels, 0.99).tolist() == [0, 0, 0, 0]
+
+
+def test_connect_splits_disjoint_tracks_and_rejoins_by_embedding():
+    a, b = line((0, 0, 0), (1, 0, 0), 20), line((0, 10, 0), (1, 0, 0), 20)
+    coords = np.concatenate([a, b])
+    emb = np.zeros((40, 3))
+    margins = np.full(40, 0.1)
+    # One cluster over two tracks 10 voxels apart: split at radius 3, whatever connect_p.
+    one = np.zeros(40, dtype=np.int64)
+    for connect_p in (0.0, 0.5):
+        assert connect_fragments(coords, emb, margins, one, 3.0, connect_p).tolist() == \
+            [0] * 20 + [1] * 20
+    # One track labelled as two clusters: rejoined when the centroids agree.
+    track = line((0, 0, 0), (1, 0, 0), 40)
+    halves = np.repeat([0, 1], 20)
+    emb[20:, 0] = 0.1                       # p = 0.6065 between the halves
+    assert connect_fragments(track, emb, margins, halves, 1.5, 0.5).tolist() == [0] * 40
+    assert connect_fragments(track, emb, margins, halves, 1.5, 0.7).tolist() == halves.tolist()
+    # Untouched voxels (-1) stay -1 and do not bridge fragments.
+    holes = halves.copy()
+    holes[18:22] = -1
+    out = connect_fragments(track, emb, margins, holes, 1.5, 0.0)
+    assert (out[18:22] == -1).all() and out[:18].tolist() == [0] * 18 and \
+        out[22:].tolist() == [1] * 18
+
+
+def test_connect_p_zero_is_dbscan_with_min_samples_one():
+    rng = np.random.default_rng(3)
+    coords = rng.integers(0, 25, size=(400, 3)).astype(float)
+    emb = rng.normal(size=(400, 3))
+    labels = rng.integers(0, 7, size=400)
+    found = connect_fragments(coords, emb, np.full(400, 0.1), labels, 2.0, 0.0)
+    reference = dbscan_by_class(coords, np.zeros(400, dtype=int),
+                                {"HIP": {"eps": 2.0, "min_samples": 1}})
+    assert same_partition(found, reference)
+    # Labels follow the first voxel's position.
+    assert found[0] == 0 and set(found.tolist()) == set(range(found.max() + 1))
+
+
+def test_postprocess_segment_needs_coords_for_connect():
+    emb, margins = np.zeros((3, 3)), np.full(3, 0.1)
+    with pytest.raises(ValueError, match="coordinates"):
+        postprocess_segment(emb, margins, np.zeros(3, dtype=np.int64), connect_p=0.1)
+
+
+def make_event(seed=0):
+    ev = synthetic_event((2, 3, 3, 1, 1), n_voxels=700, spread=2.5, seed=seed)
+    # Voxel positions follow the embeddings, so instances are spatial blobs too.
+    ev["coords"] = np.round(ev["embeddings"] * 15.0)
+    return ev
+
+
+def as_tensors(ev):
+    n = len(ev["seediness"])
+    return (torch.as_tensor(ev["embeddings"]), torch.as_tensor(ev["margins"]),
+            torch.as_tensor(ev["seediness"]), torch.as_tensor(ev["semantics"]), torch.zeros(n))
+
+
+OPTIONS = dict(s0=0.5, p0=0.3, at_least_one_seed=True, refine_iterations=3, merge_p=0.5,
+               connect_radius=2.0, connect_p={"HIP": 0.0, "MIP": 0.1})
+
+
+def test_backends_agree_with_every_step_on():
+    ev = make_event(1)
+    coords = torch.as_tensor(ev["coords"]).float()
+    numba = cluster_events(*as_tensors(ev), backend="numba", coords=coords, **OPTIONS)
+    torch_ = cluster_events(*as_tensors(ev), backend="torch", coords=coords, **OPTIONS)
+    assert torch.equal(numba, torch_)
+    plain = cluster_events(*as_tensors(ev), s0=0.5, p0=0.3)
+    assert not torch.equal(numba, plain)
+
+
+def test_at_least_one_seed_clusters_a_class_below_s0():
+    ev = make_event(2)
+    ev["seediness"] = ev["seediness"] * 0.9   # every voxel below s0 = 1
+    for backend in ("numba", "torch"):
+        off = cluster_events(*as_tensors(ev), s0=1.0, p0=0.1, backend=backend)
+        on = cluster_events(*as_tensors(ev), s0=1.0, p0=0.1, backend=backend,
+                            at_least_one_seed=True).numpy()
+        assert (off == -1).all()
+        # One seed per class: 5 clusters, each within one class.
+        assert sorted(set(on.tolist())) == [0, 1, 2, 3, 4]
+        for label in range(5):
+            assert len(set(ev["semantics"][on == label].tolist())) == 1
+
+
+def test_clusterer_block_and_errors():
+    ev = make_event(3)
+    clusterer = SPICEClusterer(**OPTIONS)
+    assert clusterer.needs_coords
+    assert clusterer.thresholds()["connect_p"] == {"HIP": 0.0, "MIP": 0.1, "Shower": None,
+                                                   "Delta": None, "Michel": None}
+    labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
+    direct = cluster_events(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]), **OPTIONS)
+    assert torch.equal(labels, direct)
+    with pytest.raises(ValueError, match="needs voxel coordinates"):
+        clusterer(*as_tensors(ev))
+    with pytest.raises(ValueError, match=r"connect_radius is not"):
+        SPICEClusterer(connect_p=0.1)
+    with pytest.raises(ValueError, match="mode='fast' only"):
+        SPICEClusterer(mode="spine", refine_iterations=2)
+    with pytest.raises(ValueError, match="merge_p for Shower"):
+        SPICEClusterer(merge_p={"Shower": 1.5})
+    with pytest.raises(ValueError, match="refine_iterations must be >= 0"):
+        SPICEClusterer(refine_iterations=-1)
+    with pytest.raises(ValueError, match=r"shape \(700, 3\)"):
+        cluster_events(*as_tensors(ev), coords=torch.zeros(5, 3), **OPTIONS)
+
+
+def test_tuning_with_steps_matches_the_clusterer(tmp_path):
+    events = [make_event(s) for s in range(3)]
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
+    result = tune_thresholds(events, step=0.25, progress=False, **steps)
+    assert set(result["connect_p"]) == set(CLASS_NAMES)
+    assert all(v in CONNECT_P_GRID for v in result["connect_p"].values())
+    clusterer = SPICEClusterer(s0=result["s0"], p0=result["p0"],
+                               connect_p=result["connect_p"], **steps)
+    rows = {name: [] for name in CLASS_NAMES}
+    for ev in events:
+        labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
+        for row in evaluate_event(ev["truth_instance"], labels.numpy(), ev["truth_semantic"]):
+            rows[row["class"]].append(row["ari"])
+    for name in CLASS_NAMES:
+        assert np.mean(rows[name]) == pytest.approx(result["scores"][name]["ari"], abs=1e-12)
+    path = tmp_path / "t.yaml"
+    write_thresholds(str(path), result)
+    import yaml
+
+    data = yaml.safe_load(path.read_text())
+    if any(v is not None for v in result["connect_p"].values()):
+        assert data["connect_p"] == result["connect_p"]
+    with pytest.raises(ValueError, match="coords"):
+        tune_thresholds([{k: v for k, v in events[0].items() if k != "coords"}],
+                        progress=False, **steps)
