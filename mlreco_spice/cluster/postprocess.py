@@ -127,15 +127,8 @@ def _union_labels(n_nodes: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _first_position_order(labels: np.ndarray) -> np.ndarray:
     """Renumber labels 0..K-1 by their first voxel's position; -1 stays."""
-    out = np.full(labels.size, -1, dtype=np.int64)
-    assigned = np.flatnonzero(labels >= 0)
-    if not assigned.size:
-        return out
-    _, first, inverse = np.unique(labels[assigned], return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(assigned[first], kind="stable")] = np.arange(first.size)
-    out[assigned] = rank[inverse]
-    return out
+    labels = np.asarray(labels, dtype=np.int64)
+    return _renumber_first(labels) if labels.size else labels.copy()
 
 
 def _kernel_overlap(centres: np.ndarray, sigma: np.ndarray, a: np.ndarray,
@@ -145,6 +138,60 @@ def _kernel_overlap(centres: np.ndarray, sigma: np.ndarray, a: np.ndarray,
     return np.maximum(-d2 / (2.0 * sigma[a] ** 2 + EPS), -d2 / (2.0 * sigma[b] ** 2 + EPS))
 
 
+@numba.njit(cache=True, nogil=True)
+def _renumber_first(labels):  # pragma: no cover - compiled
+    """Labels 0..K-1 in order of first appearance; -1 stays."""
+    n = labels.shape[0]
+    k = labels.max() + 1
+    new = np.full(max(k, 0), -1, dtype=np.int64)
+    out = np.full(n, -1, dtype=np.int64)
+    nxt = 0
+    for i in range(n):
+        c = labels[i]
+        if c < 0:
+            continue
+        if new[c] < 0:
+            new[c] = nxt
+            nxt += 1
+        out[i] = new[c]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge(emb, margins, labels, log_merge_p):  # pragma: no cover - compiled
+    n, d = emb.shape
+    k = labels.max() + 1
+    centres, sigma, count = _centroids(emb, margins, labels, k)
+    inv = 1.0 / (2.0 * sigma * sigma + EPS)
+    parent = np.arange(k)
+    for a in range(k):
+        if count[a] == 0:
+            continue
+        for b in range(a + 1, k):
+            if count[b] == 0:
+                continue
+            d2 = 0.0
+            for j in range(d):
+                diff = centres[a, j] - centres[b, j]
+                d2 += diff * diff
+            if max(-d2 * inv[a], -d2 * inv[b]) > log_merge_p:
+                ra = a
+                while parent[ra] != ra:
+                    ra = parent[ra]
+                rb = b
+                while parent[rb] != rb:
+                    rb = parent[rb]
+                parent[max(ra, rb)] = min(ra, rb)
+    out = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        c = labels[i]
+        if c >= 0:
+            while parent[c] != c:
+                c = parent[c]
+            out[i] = c
+    return _renumber_first(out)
+
+
 def merge_overlapping(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray,
                       merge_p: float) -> np.ndarray:
     """Merge clusters whose centroid has ``p > merge_p`` under the other's kernel.
@@ -152,15 +199,10 @@ def merge_overlapping(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray,
     Merges are transitive (connected components of the "overlaps" relation).
     Returns labels renumbered by first voxel position.
     """
-    labels = _first_position_order(np.asarray(labels))
-    k = int(labels.max()) + 1
-    if k < 2:
-        return labels
-    centres, sigma, _ = _centroids(emb, margins, labels, k)
-    a, b = np.triu_indices(k, 1)
-    linked = _kernel_overlap(centres, sigma, a, b) > _log(merge_p)
-    component = _union_labels(k, a[linked], b[linked])
-    return _first_position_order(np.where(labels >= 0, component[np.maximum(labels, 0)], -1))
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size == 0 or labels.max() < 0:
+        return labels.copy()
+    return _merge(emb, margins, labels, _log(merge_p))
 
 
 def _log(p: float) -> float:
