@@ -392,7 +392,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "weights": cfgs["full_chain"]["predict"]["weights"],
                   "thresholds": cfgs["full_chain"]["predict"]["thresholds"] or "paper Table II",
                   "min_true_size": min_true_size, "ari_threshold": threshold,
-                  "dbscan": dbscan, "summaries": summaries, "checks": floor_checks(summaries),
+                  "dbscan": dbscan, "summaries": summaries, "checks": floor_checks(summaries, result["rows"]),
                   "paper_table_iii": PAPER_TABLE_III, "failures": [], "timings": timings}
         write_report(out, report)  # kept if a later step (displays, curve) fails
         if args.failures:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from mlreco_spice.atomic import atomic_path
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
-           "ORACLE", "PAPER_SEEDS", "CURVE_STYLES", "summarize_methods", "floor_checks", "report_markdown", "json_safe", "pick_failures",
+           "ORACLE", "PAPER_SEEDS", "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference", "report_markdown", "json_safe", "pick_failures",
            "plot_curve"]
 
 #: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
@@ -66,8 +66,30 @@ def summarize_methods(rows: Sequence[Dict[str, Any]], confusion: np.ndarray, n_e
     return out
 
 
-def floor_checks(summaries: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """(a) SPICE(true) ARI >= DBSCAN ARI and (b) full chain >= SPICE(true) - 0.05, per floor class."""
+def paired_difference(rows: Sequence[Dict[str, Any]], candidate: str, reference: str,
+                      name: str) -> Tuple[float, float, int]:
+    """Mean and standard error of ``ARI(candidate) - ARI(reference)`` over the events where
+    both score class ``name`` (paired by file and entry: the same events, so the event-to-event
+    spread cancels). ``(nan, nan, 0)`` without pairs."""
+    by_method: Dict[str, Dict[Tuple, float]] = {candidate: {}, reference: {}}
+    for r in rows:
+        if r["class"] == name and r["method"] in by_method:
+            by_method[r["method"]][(r["file"], r["entry"])] = float(r["ari"])
+    keys = sorted(set(by_method[candidate]) & set(by_method[reference]))
+    diff = np.array([by_method[candidate][k] - by_method[reference][k] for k in keys])
+    if diff.size == 0:
+        return math.nan, math.nan, 0
+    stderr = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else math.nan
+    return float(diff.mean()), stderr, int(diff.size)
+
+
+def floor_checks(summaries: Dict[str, Dict[str, Any]],
+                 rows: Sequence[Dict[str, Any]] = ()) -> Dict[str, Dict[str, Any]]:
+    """(a) SPICE(true) ARI >= DBSCAN ARI and (b) full chain >= SPICE(true) - 0.05, per floor class.
+
+    With the per-event ``rows``, each class also gets the paired difference and its
+    standard error (``difference``, ``stderr``), to tell a miss from noise.
+    """
 
     def ari(method: str, name: str) -> float:
         return float(summaries.get(method, {}).get(name, {}).get("ari", math.nan))
@@ -80,7 +102,9 @@ def floor_checks(summaries: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, An
         per_class = {}
         for name in FLOOR_CLASSES:
             r, c = ari(ref, name), ari(cand, name)
-            per_class[name] = {"reference": r, "candidate": c,
+            diff, stderr, _ = paired_difference(rows, cand, ref, name)
+            per_class[name] = {"reference": r, "candidate": c, "difference": diff,
+                               "stderr": stderr,
                                "pass": bool(c >= r - margin) if math.isfinite(r + c) else None}
         verdicts = [v["pass"] for v in per_class.values()]
         checks[key] = {"text": text, "classes": per_class,
@@ -133,6 +157,8 @@ def report_markdown(result: Dict[str, Any]) -> str:
     lines += ["", "## Floor checks (HIP, MIP, Shower)", ""]
     for key, check in result["checks"].items():
         detail = "; ".join(f"{n} {_fmt(v['candidate'])} vs {_fmt(v['reference'])}"
+                           + (f" (paired difference {v['difference']:+.4f} ± {v['stderr']:.4f})"
+                              if math.isfinite(v.get("stderr", math.nan)) else "")
                            for n, v in check["classes"].items())
         lines.append(f"- ({key}) {check['text']}: **{_verdict(check['pass'])}** ({detail})")
     if result.get("failures"):

@@ -107,6 +107,12 @@ def test_floor_checks_and_failure_choice(accuracy):
     # Events with HIP, MIP, Shower first (lowest mean ARI), then event 0 (HIP only).
     assert [p["entry"] for p in picked] == [3, 1, 2]
     assert [p["entry"] for p in report.pick_failures(rows, 5)] == [3, 1, 2, 0]
+    # Paired over the events both scored: differences 0.2 - 0.1 and 0.2 - 0.5.
+    paired = rows + [dict(r, method="dbscan", ari=r["ari"] - d)
+                     for r, d in zip(rows[:2], (-0.1, 0.3))]
+    diff, stderr, n = report.paired_difference(paired, "dbscan", "full_chain", "HIP")
+    assert n == 2 and diff == pytest.approx(-0.1) and stderr == pytest.approx(0.2)
+    assert math.isnan(report.paired_difference(paired, "dbscan", "full_chain", "Michel")[0])
 
 
 def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_path, capsys):
