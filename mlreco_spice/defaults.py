@@ -120,6 +120,10 @@ STAGE_DEFAULTS = {
                                    doc="voxels this close touch (connectivity step)"),
             "connect_p": Spec(None, (dict, list, float, int, type(None)),
                               doc="re-join touching fragments at p > connect_p (null: off)"),
+            "absorb_radius": Spec(None, (float, int, type(None)),
+                                  doc="voxels this close touch (cross-class absorb step)"),
+            "absorb_p": Spec(None, (float, int, type(None)),
+                             doc="absorb smaller clusters of other classes at p > absorb_p"),
         },
         # None: true classes in training, the semantic stage's prediction at
         # inference. True/False force one source everywhere.

@@ -28,7 +28,7 @@ __all__ = ["EventPrediction", "InferenceEngine", "load_thresholds", "iter_event_
 
 
 #: Clusterer settings a thresholds file may set (``mlreco-spice tune`` writes them).
-THRESHOLD_KEYS = ("s0", "p0", "connect_p")
+THRESHOLD_KEYS = ("s0", "p0", "connect_p", "absorb_p")
 
 
 def load_thresholds(value: Any) -> Dict[str, Any]:
@@ -102,9 +102,14 @@ class InferenceEngine:
 
         cfg = copy.deepcopy(cfg)
         thresholds = load_thresholds(cfg["predict"].get("thresholds"))
-        for stage_cfg in cfg["model"]["modules"].values():
+        for name, stage_cfg in cfg["model"]["modules"].items():
             if "clusterer" in stage_cfg:
                 stage_cfg["clusterer"].update(thresholds)
+                if stage_cfg.get("use_true_semantics") is True and \
+                        stage_cfg["clusterer"].get("absorb_p") is not None:
+                    # The absorb step undoes segmentation errors; true classes have none.
+                    log.info("%s: true semantics, absorb step off", name)
+                    stage_cfg["clusterer"]["absorb_p"] = None
         self.cfg = cfg
         self.device = pick_device(device or cfg["train"]["device"])
         self.chain = Chain(cfg["model"])

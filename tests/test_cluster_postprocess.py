@@ -190,3 +190,72 @@ def test_tuning_with_steps_matches_the_clusterer(tmp_path):
     with pytest.raises(ValueError, match="coords"):
         tune_thresholds([{k: v for k, v in events[0].items() if k != "coords"}],
                         progress=False, **steps)
+
+
+def test_absorb_joins_a_mislabelled_stretch_back_into_its_track():
+    from mlreco_spice.cluster.absorb import absorb_across_classes
+
+    coords = line((0, 0, 0), (1, 0, 0), 30)
+    semantics = np.ones(30, dtype=np.int64)          # a MIP track...
+    semantics[12:16] = 0                             # ...with 4 voxels called HIP
+    labels = np.where(semantics == 0, 1, 0)          # so the HIP class made its own cluster
+    labels[20:] = 2                                  # and the track's end is a third cluster (MIP)
+    emb, margins = np.zeros((30, 3)), np.full(30, 0.1)
+    out = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.5)
+    # The HIP piece joins the larger touching MIP cluster; MIP-MIP pairs are left alone.
+    assert out.tolist() == [0] * 20 + [1] * 10
+    # Embeddings that disagree (p = exp(-0.5) = 0.61 < 0.7) keep the piece apart.
+    emb[12:16, 0] = 0.1
+    kept = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.7)
+    assert kept.tolist() == labels.tolist()
+    # A gap wider than the radius keeps it apart too; unclustered voxels stay -1.
+    holes = labels.copy()
+    holes[10:12] = -1
+    holes[16:18] = -1
+    out = absorb_across_classes(coords, np.zeros((30, 3)), margins, holes, semantics, 1.5, 0.0)
+    assert out.tolist() == holes.tolist()
+
+
+def with_segmentation_errors(ev):
+    """A fifth of the MIP voxels called HIP."""
+    wrong = (ev["truth_semantic"] == 1) & (np.arange(len(ev["semantics"])) % 5 == 0)
+    ev["semantics"] = np.where(wrong, 0, ev["truth_semantic"])
+    return ev
+
+
+def test_absorb_in_cluster_events_and_its_errors():
+    ev = with_segmentation_errors(make_event(4))
+    coords = torch.as_tensor(ev["coords"]).float()
+    options = dict(OPTIONS, absorb_radius=2.0, absorb_p=0.05)
+    numba = cluster_events(*as_tensors(ev), backend="numba", coords=coords, **options)
+    torch_ = cluster_events(*as_tensors(ev), backend="torch", coords=coords, **options)
+    assert torch.equal(numba, torch_)
+    without = cluster_events(*as_tensors(ev), coords=coords, **OPTIONS)
+    # Absorbing only merges: every cluster without it lies inside one cluster with it.
+    for label in np.unique(without.numpy()):
+        assert np.unique(numba.numpy()[without.numpy() == label]).size == 1
+    assert np.unique(numba.numpy()).size < np.unique(without.numpy()).size
+    assert sorted(set(numba.tolist())) == list(range(int(numba.max()) + 1))
+    with pytest.raises(ValueError, match="absorb_p needs absorb_radius"):
+        SPICEClusterer(absorb_p=0.1)
+    with pytest.raises(ValueError, match="absorb_p is set"):
+        cluster_events(*as_tensors(ev), absorb_radius=2.0, absorb_p=0.1)
+
+
+def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
+    from mlreco_spice.cluster.tuning import ABSORB_P_GRID
+
+    events = [with_segmentation_errors(make_event(s)) for s in range(2)]
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
+    result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
+    # With segmentation errors to undo, absorbing beats leaving it off.
+    assert result["absorb_p"] in ABSORB_P_GRID and result["absorb_p"] is not None
+    clusterer = SPICEClusterer(s0=result["s0"], p0=result["p0"], connect_p=result["connect_p"],
+                               absorb_radius=2.0, absorb_p=result["absorb_p"], **steps)
+    for name in CLASS_NAMES:
+        aris = []
+        for ev in events:
+            labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
+            aris += [r["ari"] for r in evaluate_event(ev["truth_instance"], labels.numpy(),
+                                                      ev["truth_semantic"], classes=[name])]
+        assert np.mean(aris) == pytest.approx(result["scores"][name]["ari"], abs=1e-12)

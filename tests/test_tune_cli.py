@@ -22,7 +22,7 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
         assert name in table
     written = yaml.safe_load(out.read_text())
     # predict.yaml sets connect_radius, so connect_p is tuned too (null: off for a class).
-    assert set(written) == {"s0", "p0", "connect_p"}
+    assert {"s0", "p0", "connect_p"} <= set(written) <= {"s0", "p0", "connect_p", "absorb_p"}
     assert all(v is None or 0.0 <= v <= 1.0 for v in written["connect_p"].values())
     grid = {round(0.25 * k, 2) for k in range(5)}
     for cls, value in written["s0"].items():
@@ -35,5 +35,12 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     clusterer_cfg = engine.chain.stage_cfgs["spice"]["clusterer"]
     assert clusterer_cfg["s0"] == written["s0"] and clusterer_cfg["p0"] == written["p0"]
     assert clusterer_cfg["connect_p"] == written["connect_p"]
+    assert clusterer_cfg["absorb_p"] == written.get("absorb_p")
+    # With true semantics there are no segmentation errors to undo: absorb is off.
+    truth = InferenceEngine(load_config("predict", [
+        f"predict.weights={tiny_trained}", f"predict.thresholds={out}", *SETS[1:],
+        "model.modules.spice.use_true_semantics=true",
+        "model.modules.spice.clusterer.absorb_p=0.2"]))
+    assert truth.chain.stage_cfgs["spice"]["clusterer"]["absorb_p"] is None
     assert load_thresholds(str(out)) == written
     assert any(v in grid for v in written["s0"].values())

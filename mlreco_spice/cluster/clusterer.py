@@ -15,15 +15,16 @@ Label convention
 """
 from __future__ import annotations
 
-import math
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional
 
 import numpy as np
 import torch
 
-from ..columns import CLASS_NAMES, NUM_CLASSES, class_index, per_class
-from ..defaults import PAPER_THRESHOLDS
+from ..columns import CLASS_NAMES, NUM_CLASSES
+from .absorb import absorb_across_classes
 from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
+from .options import (OptionalSpec, ThresholdSpec, host_coords, resolve_optional,  # noqa: F401
+                      resolve_thresholds, step_options)
 from .postprocess import postprocess_segment
 from .spine_compat import spine_segment
 
@@ -31,89 +32,6 @@ __all__ = ["SPICEClusterer", "cluster_events", "resolve_thresholds", "resolve_op
 
 MODES = ("fast", "spine")
 BACKENDS = ("auto", "numba", "torch")
-
-ThresholdSpec = Union[None, float, Sequence[float], Dict[Union[str, int], float]]
-
-
-def resolve_thresholds(s0: ThresholdSpec = None, p0: ThresholdSpec = None
-                       ) -> Tuple[List[float], List[float]]:
-    """Per-class ``(s0, p0)`` lists from any accepted form.
-
-    Parameters
-    ----------
-    s0, p0 : None, float, sequence of 5 floats, or mapping
-        ``None`` gives the paper's Table II values; a scalar applies to every
-        class; a mapping is keyed by class name or index and classes it omits
-        keep the Table II value.
-
-    Returns
-    -------
-    (list of float, list of float)
-        Five values each, in class order.
-
-    Raises
-    ------
-    ValueError
-        Unknown class, wrong length, or a value outside [0, 1].
-    """
-    out = []
-    for name, values in (("s0", s0), ("p0", p0)):
-        paper = [PAPER_THRESHOLDS[c][name] for c in CLASS_NAMES]
-        if isinstance(values, dict):
-            resolved = list(paper)
-            for key, value in values.items():
-                resolved[class_index(key)] = float(value)
-        else:
-            resolved = paper if values is None else per_class(values, 0.0)
-        for c, value in enumerate(resolved):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [0, 1], got {value}")
-        out.append(resolved)
-    return out[0], out[1]
-
-
-OptionalSpec = Union[None, float, Sequence[Optional[float]], Dict[Union[str, int], Optional[float]]]
-
-
-def resolve_optional(name: str, values: OptionalSpec, low: float = 0.0,
-                     high: float = math.inf) -> List[Optional[float]]:
-    """Per-class list of an optional setting (``None``: off for that class).
-
-    Parameters
-    ----------
-    name : str
-        Setting name, for error messages.
-    values : None, float, sequence of 5, or mapping by class name or index
-        A scalar applies to every class; a mapping leaves omitted classes off.
-    low, high : float
-        Allowed closed range.
-
-    Raises
-    ------
-    ValueError
-        Unknown class, wrong length, or a value outside ``[low, high]``.
-    """
-    if values is None or isinstance(values, (int, float)):
-        resolved = [values] * NUM_CLASSES
-    elif isinstance(values, dict):
-        resolved = [None] * NUM_CLASSES
-        for key, value in values.items():
-            resolved[class_index(key)] = value
-    else:
-        resolved = list(values)
-        if len(resolved) != NUM_CLASSES:
-            raise ValueError(f"{name}: expected {NUM_CLASSES} per-class values "
-                             f"({', '.join(CLASS_NAMES)}), got {len(resolved)}")
-    out: List[Optional[float]] = []
-    for c, value in enumerate(resolved):
-        if value is not None:
-            value = float(value)
-            if not low <= value <= high:
-                raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [{low}, {high}], "
-                                 f"got {value}")
-        out.append(value)
-    return out
-
 
 def _check_inputs(embeddings, margins, seediness, semantics, batch_ids) -> None:
     """Validate types and shapes (finiteness is checked where the data is converted)."""
@@ -166,6 +84,7 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
                    at_least_one_seed: bool = False,
                    refine_iterations: int = 0, merge_p: OptionalSpec = None,
                    connect_radius: OptionalSpec = None, connect_p: OptionalSpec = None,
+                   absorb_radius: Optional[float] = None, absorb_p: Optional[float] = None,
                    coords: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Cluster every (event, class) of a batch with greedy seeds (paper sec. II.C).
 
@@ -211,8 +130,13 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         ``fast`` only, needs ``coords``: split clusters into fragments
         connected within ``connect_radius`` voxels, re-join touching fragments
         whose centroids pass ``p > connect_p``. Off where ``connect_p`` is None.
+    absorb_radius, absorb_p : float, optional
+        ``fast`` only, needs ``coords``: per event, a cluster touching (within
+        ``absorb_radius``) a larger cluster of another class joins it when its
+        centroid has ``p > absorb_p`` under the larger's kernel: undoes
+        segmentation errors (:mod:`.absorb`). Off when ``absorb_p`` is None.
     coords : torch.Tensor (N, 3), optional
-        Voxel coordinates (voxel units), for the connectivity step.
+        Voxel coordinates (voxel units), for the connectivity and absorb steps.
 
     Returns
     -------
@@ -228,9 +152,9 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         raise ValueError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
     s0_values, p0_values = resolve_thresholds(s0, p0)
     _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
-    steps = _step_options(mode, at_least_one_seed, refine_iterations, merge_p, connect_radius,
-                          connect_p)
-    coords_np = _host_coords(coords, steps, embeddings.shape[0])
+    steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p, connect_radius,
+                          connect_p, absorb_radius, absorb_p)
+    coords_np = host_coords(coords, steps, embeddings.shape[0])
     device = embeddings.device
     n = embeddings.shape[0]
     embeddings = embeddings.detach()
@@ -283,46 +207,32 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         offset = next_id.get(event, 0)
         sorted_labels[part] = np.where(local >= 0, local + offset, -1)
         next_id[event] = offset + count
+    if steps["absorb_p"] is not None and segments:
+        sorted_labels = _absorb_events(sorted_labels, segments, coords_sorted, emb_sorted,
+                                       margin_sorted, sem_np[order], steps)
     labels = np.full(n, -1, dtype=np.int64)
     labels[order] = sorted_labels
     return torch.from_numpy(labels).to(device)
 
 
-def _step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
-                  merge_p: OptionalSpec, connect_radius: OptionalSpec,
-                  connect_p: OptionalSpec) -> Dict:
-    """Validated options of the steps beyond the paper (``min_seeds`` and :mod:`.postprocess`)."""
-    if int(refine_iterations) < 0:
-        raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
-    steps = {"min_seeds": int(bool(at_least_one_seed)),
-             "refine_iterations": int(refine_iterations),
-             "merge_p": resolve_optional("merge_p", merge_p, 0.0, 1.0),
-             "connect_radius": resolve_optional("connect_radius", connect_radius, 0.0),
-             "connect_p": resolve_optional("connect_p", connect_p, 0.0, 1.0)}
-    if mode != "fast" and (steps["min_seeds"] or steps["refine_iterations"] > 0 or any(
-            v is not None for v in steps["merge_p"] + steps["connect_p"])):
-        raise ValueError("at_least_one_seed, refine_iterations, merge_p and connect_p apply "
-                         "to mode='fast' only "
-                         "(mode='spine' reproduces SPINE voxel for voxel)")
-    missing = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"])
-               if v is not None and steps["connect_radius"][c] is None]
-    if missing:
-        raise ValueError(f"connect_p is set for {missing} but connect_radius is not")
-    return steps
-
-
-def _host_coords(coords: Optional[torch.Tensor], steps: Dict, n: int) -> Optional[np.ndarray]:
-    """Coordinates as float64 numpy when the connectivity step runs, else None."""
-    connecting = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"]) if v is not None]
-    if not connecting:
-        return None
-    if coords is None:
-        raise ValueError(f"connect_p is set for {connecting}: the clusterer needs voxel "
-                         "coordinates (coords=...)")
-    if not isinstance(coords, torch.Tensor) or tuple(coords.shape) != (n, 3):
-        shape = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
-        raise ValueError(f"coords must be a torch.Tensor of shape ({n}, 3), got {shape}")
-    return coords.detach().cpu().numpy().astype(np.float64)
+def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb, margins,
+                   semantics: np.ndarray, steps: Dict) -> np.ndarray:
+    """:func:`.absorb.absorb_across_classes` on each event (its segments are contiguous)."""
+    if isinstance(emb, torch.Tensor):
+        emb = emb.detach().double().cpu().numpy()
+        margins = margins.detach().double().cpu().numpy()
+    out = sorted_labels.copy()
+    starts: Dict[int, int] = {}
+    stops: Dict[int, int] = {}
+    for start, stop, event, _ in segments:
+        starts.setdefault(event, start)
+        stops[event] = stop
+    for event, start in starts.items():
+        part = slice(start, stops[event])
+        out[part] = absorb_across_classes(coords[part], emb[part], margins[part],
+                                          sorted_labels[part], semantics[part],
+                                          steps["absorb_radius"], steps["absorb_p"])
+    return out
 
 
 def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], steps: Dict,
@@ -355,6 +265,8 @@ class SPICEClusterer:
     refine_iterations : int
     merge_p, connect_radius, connect_p : per-class optional floats
         The post-steps of :mod:`.postprocess` (see :func:`cluster_events`).
+    absorb_radius, absorb_p : float, optional
+        The cross-class step of :mod:`.absorb`.
     enabled : bool
         When False, calling returns all -1 (the chain may keep the stage but
         skip clustering).
@@ -370,7 +282,8 @@ class SPICEClusterer:
                  mode: str = "fast", enabled: bool = True, at_least_one_seed: bool = False,
                  refine_iterations: int = 0,
                  merge_p: OptionalSpec = None, connect_radius: OptionalSpec = None,
-                 connect_p: OptionalSpec = None):
+                 connect_p: OptionalSpec = None, absorb_radius: Optional[float] = None,
+                 absorb_p: Optional[float] = None):
         if mode not in MODES:
             raise ValueError(f"clusterer mode must be one of {MODES}, got '{mode}'")
         if int(min_cluster_size) < 1:
@@ -381,13 +294,13 @@ class SPICEClusterer:
         self.mode = mode
         self.enabled = bool(enabled)
         # Validated now: a config error should surface when the chain is built.
-        self.steps = _step_options(mode, at_least_one_seed, refine_iterations, merge_p,
-                                   connect_radius, connect_p)
+        self.steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p,
+                                   connect_radius, connect_p, absorb_radius, absorb_p)
 
     @property
     def needs_coords(self) -> bool:
-        """True when some class uses the connectivity step."""
-        return any(v is not None for v in self.steps["connect_p"])
+        """True when the connectivity or absorb step runs."""
+        return any(v is not None for v in self.steps["connect_p"] + [self.steps["absorb_p"]])
 
     def __call__(self, embeddings: torch.Tensor, margins: torch.Tensor, seediness: torch.Tensor,
                  semantics: torch.Tensor, batch_ids: torch.Tensor,
@@ -415,4 +328,5 @@ class SPICEClusterer:
                 f"s0={self.s0}, p0={self.p0}, at_least_one_seed={bool(self.steps['min_seeds'])}, "
                 f"refine_iterations={self.steps['refine_iterations']}, "
                 f"merge_p={self.steps['merge_p']}, connect_radius={self.steps['connect_radius']}, "
-                f"connect_p={self.steps['connect_p']})")
+                f"connect_p={self.steps['connect_p']}, absorb_radius={self.steps['absorb_radius']}, "
+                f"absorb_p={self.steps['absorb_p']})")

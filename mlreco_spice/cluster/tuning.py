@@ -17,7 +17,10 @@ The clusterer's steps beyond the paper (``at_least_one_seed``,
 ``refine_iterations``, ``merge_p``: :mod:`.postprocess`) are applied at every
 grid point with the values given. When ``connect_radius`` is given, a second
 pass tunes ``connect_p`` per class at the chosen ``(s0, p0)``, with "off"
-(``None``) as one of the candidates; events then need ``coords``.
+(``None``) as one of the candidates; events then need ``coords``. When
+``absorb_radius`` is given, a last pass picks ``absorb_p`` (cross-class,
+:mod:`.absorb`) from :data:`ABSORB_P_GRID` by the mean over classes of the
+mean ARI, clustering whole events with everything else fixed.
 """
 from __future__ import annotations
 
@@ -33,10 +36,11 @@ from ..columns import CLASS_NAMES, class_indices
 from ..defaults import PAPER_THRESHOLDS
 from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, with_singletons
 from .kernels import drop_small, greedy_levels, log_threshold
+from .options import resolve_optional
 from .postprocess import connect_fragments, postprocess_segment
 
 __all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "tune_from_files",
-           "threshold_grid", "EVENT_KEYS", "METRICS"]
+           "threshold_grid", "EVENT_KEYS", "METRICS", "CONNECT_P_GRID", "ABSORB_P_GRID"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,8 @@ EVENT_KEYS = ("embeddings", "margins", "seediness", "semantics", "truth_instance
 METRICS = ("ari", "purity", "efficiency")
 #: ``connect_p`` candidates of the second pass (None: connectivity step off).
 CONNECT_P_GRID = (None, 0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
+#: ``absorb_p`` candidates of the last pass (None: absorb step off).
+ABSORB_P_GRID = (None, 0.05, 0.1, 0.2, 0.3, 0.5)
 S0_RANGE = (0.0, 1.0)
 P0_RANGE = (0.0, 0.6)
 
@@ -160,7 +166,8 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                     classes: Optional[Sequence] = None, progress: bool = True, *,
                     min_true_size: int = DEFAULT_MIN_TRUE_SIZE, min_cluster_size: int = 1,
                     assign_leftovers: bool = True, at_least_one_seed: bool = False,
-                    refine_iterations: int = 0, merge_p=None, connect_radius=None) -> Dict:
+                    refine_iterations: int = 0, merge_p=None, connect_radius=None,
+                    absorb_radius: Optional[float] = None) -> Dict:
     """Grid-search ``s0`` in [0, 1] and ``p0`` in [0, 0.6] per class (then ``connect_p``).
 
     Parameters
@@ -186,18 +193,18 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     at_least_one_seed, refine_iterations, merge_p, connect_radius
         The clusterer's options (:func:`mlreco_spice.cluster.cluster_events`),
         held fixed; ``connect_radius`` (per class) turns on the ``connect_p`` pass.
+    absorb_radius : float, optional
+        Turns on the ``absorb_p`` pass (events are then kept in memory).
 
     Returns
     -------
     dict
         ``s0``, ``p0`` and ``connect_p`` (class name -> value, every class;
-        ``connect_p`` None where off), ``scores`` (class name -> ``{ari,
+        ``connect_p`` None where off), ``absorb_p`` (None: off), ``scores`` (class name -> ``{ari,
         purity, efficiency, n_events}`` at the optimum; NaN and 0 for classes
         left at the paper value), ``tuned`` (class names tuned), ``metric``,
         ``step``, ``n_events``, ``seconds``.
     """
-    from .clusterer import resolve_optional
-
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got '{metric}'")
     grids = threshold_grid(step)
@@ -212,12 +219,17 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     start = time.perf_counter()
     per_class: Dict[int, List[np.ndarray]] = {c: [] for c in wanted}
     segments: Dict[int, List[_Segment]] = {c: [] for c in wanted}
+    kept: List[Mapping] = []
     n_events = 0
     for index, event in enumerate(tqdm(events, desc="tune", unit="event", disable=not progress)):
         _check_event(index, event)
-        if any(radius[c] is not None for c in wanted) and "coords" not in event:
-            raise ValueError(f"tuning event {index} lacks 'coords' (needed with connect_radius)")
+        if (absorb_radius is not None or any(radius[c] is not None for c in wanted)) \
+                and "coords" not in event:
+            raise ValueError(f"tuning event {index} lacks 'coords' (needed with connect_radius "
+                             "or absorb_radius)")
         n_events += 1
+        if absorb_radius is not None:
+            kept.append(event)
         for c in wanted:
             segment = _Segment(event, c, min_true_size)
             if segment.scored:
@@ -250,8 +262,52 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         result["scores"][name] = {**{m: float(best[k]) for k, m in enumerate(METRICS)},
                                   "n_events": len(stack)}
         result["tuned"].append(name)
+    result["absorb_p"] = None
+    if absorb_radius is not None:
+        clusterer = dict(s0=result["s0"], p0=result["p0"], connect_p=result["connect_p"],
+                         connect_radius=connect_radius, merge_p=merge_p,
+                         refine_iterations=refine_iterations, at_least_one_seed=at_least_one_seed,
+                         min_cluster_size=min_cluster_size, assign_leftovers=assign_leftovers)
+        result["absorb_p"], scores = _tune_absorb(kept, clusterer, float(absorb_radius),
+                                                  min_true_size, wanted)
+        for name, value in scores.items():
+            result["scores"][name] = value
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius: float,
+                 min_true_size: int, wanted: Sequence[int]):
+    """``absorb_p`` from :data:`ABSORB_P_GRID` maximising the mean over classes of mean ARI."""
+    import torch
+
+    from ..metrics import evaluate_event
+    from .clusterer import cluster_events
+
+    names = [CLASS_NAMES[c] for c in wanted]
+    best = (-math.inf, None, {})
+    for absorb_p in ABSORB_P_GRID:
+        rows: Dict[str, List[Dict]] = {name: [] for name in names}
+        for event in events:
+            n = len(event["seediness"])
+            labels = cluster_events(
+                torch.as_tensor(np.asarray(event["embeddings"])),
+                torch.as_tensor(np.asarray(event["margins"]).reshape(-1)),
+                torch.as_tensor(np.asarray(event["seediness"]).reshape(-1)),
+                torch.as_tensor(np.asarray(event["semantics"]).reshape(-1)), torch.zeros(n),
+                coords=torch.as_tensor(np.asarray(event["coords"], dtype=np.float64)),
+                absorb_radius=radius, absorb_p=absorb_p, **clusterer).numpy()
+            for row in evaluate_event(event["truth_instance"], labels, event["truth_semantic"],
+                                      min_true_size, classes=names):
+                rows[row["class"]].append(row)
+        means = {name: {m: float(np.mean([r[m] for r in rs])) for m in METRICS}
+                 for name, rs in rows.items() if rs}
+        target = float(np.mean([v["ari"] for v in means.values()])) if means else -math.inf
+        log.info("absorb_p %s: mean ARI over classes %.4f", absorb_p, target)
+        if target > best[0]:
+            best = (target, absorb_p, {name: {**v, "n_events": len(rows[name])}
+                                       for name, v in means.items()})
+    return best[1], best[2]
 
 
 def format_threshold_table(result: Mapping) -> str:
@@ -267,6 +323,8 @@ def format_threshold_table(result: Mapping) -> str:
                      f"{'off' if connect is None else format(connect, '.3g'):>7s} "
                      f"{sc['ari']:7.3f} {sc['purity']:7.3f} {sc['efficiency']:7.3f} "
                      f"{sc['n_events']:7d}" + ("" if name in result.get("tuned", ()) else "  (paper)"))
+    if result.get("absorb_p") is not None:
+        lines.append(f"absorb_p {result['absorb_p']:.3g} (all classes)")
     return "\n".join(lines)
 
 
@@ -286,6 +344,8 @@ def write_thresholds(path: str, result: Mapping) -> None:
     if any(v is not None for v in connect.values()):
         body["connect_p"] = {name: None if connect.get(name) is None else float(connect[name])
                              for name in CLASS_NAMES}
+    if result.get("absorb_p") is not None:
+        body["absorb_p"] = float(result["absorb_p"])
     text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False)
     atomic_write_text(path, text)
 
@@ -298,7 +358,8 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
     files, max_events)``, which yields dicts with :data:`EVENT_KEYS`. The
     clusterer options (``min_cluster_size``, ``assign_leftovers``,
     ``at_least_one_seed``, ``refine_iterations``, ``merge_p``,
-    ``connect_radius``) and ``analysis.min_true_size`` are read from ``cfg``.
+    ``connect_radius``, ``absorb_radius``) and ``analysis.min_true_size`` are read from
+    ``cfg``.
 
     Returns
     -------
@@ -315,7 +376,8 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
         assign_leftovers=bool(clusterer.get("assign_leftovers", True)),
         at_least_one_seed=bool(clusterer.get("at_least_one_seed", False)),
         refine_iterations=int(clusterer.get("refine_iterations", 0)),
-        merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"))
+        merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"),
+        absorb_radius=clusterer.get("absorb_radius"))
     write_thresholds(output, result)
     log.info("wrote %s (%.0f s)", output, result["seconds"])
     return result

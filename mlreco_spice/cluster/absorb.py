@@ -1,0 +1,104 @@
+"""Cross-class step: undo the segmentation stage's errors with the embeddings.
+
+SPICE clusters each predicted class on its own (paper sec. II.C), so a stretch
+of a muon that the segmentation calls HIP or Shower becomes a cluster of that
+class, cut out of the muon. SPICE's network never sees the classes: that
+stretch's embeddings still sit near the muon's centroid. This step joins such
+pieces back:
+
+1. clusters of different classes *touch* when two of their voxels are within
+   ``radius`` voxels;
+2. of two touching clusters, the smaller (fewer voxels; ties: the later id)
+   is absorbed by the larger when its centroid has ``p > absorb_p`` under the
+   larger one's kernel (mean embedding and mean margin of its voxels); a
+   cluster touching several goes to the one with the highest ``p``;
+3. absorbed voxels take the absorbing cluster's id. Their per-voxel class
+   is left as the segmentation gave it; a cluster's class is the majority of
+   its voxels' (as everywhere in the analysis), i.e. the absorbing one's.
+
+Chains (a piece absorbed by a cluster that is itself absorbed) end at the
+largest cluster. Ids are renumbered 0..K-1 keeping their order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import EPS
+
+__all__ = ["absorb_across_classes"]
+
+
+def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
+                          labels: np.ndarray, semantics: np.ndarray, radius: float,
+                          absorb_p: float) -> np.ndarray:
+    """Absorb small clusters into touching clusters of another class (one event).
+
+    Parameters
+    ----------
+    coords : array (n, 3)
+        Voxel coordinates (voxel units).
+    emb : array (n, d)
+    margins : array (n,)
+    labels : int array (n,)
+        Cluster id per voxel, unique within the event; ``-1`` unclustered.
+    semantics : int array (n,)
+        Class each voxel was clustered in.
+    radius : float
+        Voxels at distance ``<= radius`` touch.
+    absorb_p : float
+        Kernel value the smaller cluster's centroid needs under the larger's.
+
+    Returns
+    -------
+    int64 array (n,)
+        New ids (0..K-1, order kept); unclustered voxels stay -1.
+    """
+    from scipy.spatial import cKDTree
+
+    labels = np.asarray(labels, dtype=np.int64)
+    semantics = np.asarray(semantics, dtype=np.int64)
+    clustered = labels >= 0
+    if clustered.sum() < 2:
+        return labels.copy()
+    ids, inverse = np.unique(labels[clustered], return_inverse=True)
+    k = ids.size
+    local = np.full(labels.size, -1, dtype=np.int64)
+    local[clustered] = inverse
+    emb = np.asarray(emb, dtype=np.float64)
+    count = np.bincount(inverse, minlength=k).astype(np.float64)
+    centres = np.stack([np.bincount(inverse, weights=emb[clustered, j], minlength=k)
+                        for j in range(emb.shape[1])], axis=1) / count[:, None]
+    sigma = np.bincount(inverse, weights=np.asarray(margins, np.float64)[clustered],
+                        minlength=k) / count
+    cluster_class = np.zeros(k, dtype=np.int64)
+    cluster_class[inverse] = semantics[clustered]
+
+    pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(radius, output_type="ndarray")
+    if len(pairs) == 0:
+        return labels.copy()
+    a, b = local[pairs[:, 0]], local[pairs[:, 1]]
+    cross = (a >= 0) & (b >= 0) & (a != b)
+    a, b = a[cross], b[cross]
+    cross = cluster_class[a] != cluster_class[b]
+    key = np.unique(np.minimum(a[cross], b[cross]) * k + np.maximum(a[cross], b[cross]))
+    a, b = key // k, key % k
+    # Total order on clusters: size, then the earlier id counts as larger.
+    a_smaller = (count[a] < count[b]) | ((count[a] == count[b]) & (a > b))
+    small, big = np.where(a_smaller, a, b), np.where(a_smaller, b, a)
+    log_p = -((centres[small] - centres[big]) ** 2).sum(axis=1) / (2.0 * sigma[big] ** 2 + EPS)
+    passed = log_p > (np.log(absorb_p) if absorb_p > 0 else -np.inf)
+    small, big, log_p = small[passed], big[passed], log_p[passed]
+    parent = np.arange(k)
+    # Best target per small cluster: sort by p, last write wins.
+    order = np.argsort(log_p, kind="stable")
+    parent[small[order]] = big[order]
+    # Parents are strictly larger, so following them ends; k steps bound any chain.
+    for _ in range(k):
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    root = parent[inverse]
+    out = np.full(labels.size, -1, dtype=np.int64)
+    out[clustered] = np.unique(ids[root], return_inverse=True)[1]
+    return out

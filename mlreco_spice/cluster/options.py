@@ -1,0 +1,148 @@
+"""Clusterer options: per-class thresholds and the settings of the steps beyond the paper.
+
+Parsing and validation shared by :func:`.clusterer.cluster_events`,
+:class:`.clusterer.SPICEClusterer` and the tuner, so a bad value gives the same
+message wherever it is set.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..columns import CLASS_NAMES, NUM_CLASSES, class_index, per_class
+from ..defaults import PAPER_THRESHOLDS
+
+__all__ = ["ThresholdSpec", "OptionalSpec", "resolve_thresholds", "resolve_optional",
+           "step_options", "host_coords"]
+
+
+ThresholdSpec = Union[None, float, Sequence[float], Dict[Union[str, int], float]]
+
+
+def resolve_thresholds(s0: ThresholdSpec = None, p0: ThresholdSpec = None
+                       ) -> Tuple[List[float], List[float]]:
+    """Per-class ``(s0, p0)`` lists from any accepted form.
+
+    Parameters
+    ----------
+    s0, p0 : None, float, sequence of 5 floats, or mapping
+        ``None`` gives the paper's Table II values; a scalar applies to every
+        class; a mapping is keyed by class name or index and classes it omits
+        keep the Table II value.
+
+    Returns
+    -------
+    (list of float, list of float)
+        Five values each, in class order.
+
+    Raises
+    ------
+    ValueError
+        Unknown class, wrong length, or a value outside [0, 1].
+    """
+    out = []
+    for name, values in (("s0", s0), ("p0", p0)):
+        paper = [PAPER_THRESHOLDS[c][name] for c in CLASS_NAMES]
+        if isinstance(values, dict):
+            resolved = list(paper)
+            for key, value in values.items():
+                resolved[class_index(key)] = float(value)
+        else:
+            resolved = paper if values is None else per_class(values, 0.0)
+        for c, value in enumerate(resolved):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [0, 1], got {value}")
+        out.append(resolved)
+    return out[0], out[1]
+
+
+OptionalSpec = Union[None, float, Sequence[Optional[float]], Dict[Union[str, int], Optional[float]]]
+
+
+def resolve_optional(name: str, values: OptionalSpec, low: float = 0.0,
+                     high: float = math.inf) -> List[Optional[float]]:
+    """Per-class list of an optional setting (``None``: off for that class).
+
+    Parameters
+    ----------
+    name : str
+        Setting name, for error messages.
+    values : None, float, sequence of 5, or mapping by class name or index
+        A scalar applies to every class; a mapping leaves omitted classes off.
+    low, high : float
+        Allowed closed range.
+
+    Raises
+    ------
+    ValueError
+        Unknown class, wrong length, or a value outside ``[low, high]``.
+    """
+    if values is None or isinstance(values, (int, float)):
+        resolved = [values] * NUM_CLASSES
+    elif isinstance(values, dict):
+        resolved = [None] * NUM_CLASSES
+        for key, value in values.items():
+            resolved[class_index(key)] = value
+    else:
+        resolved = list(values)
+        if len(resolved) != NUM_CLASSES:
+            raise ValueError(f"{name}: expected {NUM_CLASSES} per-class values "
+                             f"({', '.join(CLASS_NAMES)}), got {len(resolved)}")
+    out: List[Optional[float]] = []
+    for c, value in enumerate(resolved):
+        if value is not None:
+            value = float(value)
+            if not low <= value <= high:
+                raise ValueError(f"{name} for {CLASS_NAMES[c]} must be in [{low}, {high}], "
+                                 f"got {value}")
+        out.append(value)
+    return out
+
+
+def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
+                  merge_p: OptionalSpec, connect_radius: OptionalSpec,
+                  connect_p: OptionalSpec, absorb_radius: Optional[float] = None,
+                  absorb_p: Optional[float] = None) -> Dict:
+    """Validated options of the steps beyond the paper (``min_seeds`` and :mod:`.postprocess`)."""
+    if int(refine_iterations) < 0:
+        raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
+    steps = {"min_seeds": int(bool(at_least_one_seed)),
+             "refine_iterations": int(refine_iterations),
+             "merge_p": resolve_optional("merge_p", merge_p, 0.0, 1.0),
+             "connect_radius": resolve_optional("connect_radius", connect_radius, 0.0),
+             "connect_p": resolve_optional("connect_p", connect_p, 0.0, 1.0),
+             "absorb_radius": None if absorb_radius is None else float(absorb_radius),
+             "absorb_p": None if absorb_p is None else float(absorb_p)}
+    if steps["absorb_p"] is not None:
+        if not 0.0 <= steps["absorb_p"] <= 1.0:
+            raise ValueError(f"absorb_p must be in [0, 1], got {absorb_p}")
+        if steps["absorb_radius"] is None or not steps["absorb_radius"] > 0:
+            raise ValueError(f"absorb_p needs absorb_radius > 0, got {absorb_radius}")
+    if mode != "fast" and (steps["min_seeds"] or steps["refine_iterations"] > 0 or any(
+            v is not None for v in steps["merge_p"] + steps["connect_p"] + [steps["absorb_p"]])):
+        raise ValueError("at_least_one_seed, refine_iterations, merge_p, connect_p and absorb_p "
+                         "apply "
+                         "to mode='fast' only "
+                         "(mode='spine' reproduces SPINE voxel for voxel)")
+    missing = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"])
+               if v is not None and steps["connect_radius"][c] is None]
+    if missing:
+        raise ValueError(f"connect_p is set for {missing} but connect_radius is not")
+    return steps
+
+
+def host_coords(coords: Optional[torch.Tensor], steps: Dict, n: int) -> Optional[np.ndarray]:
+    """Coordinates as float64 numpy when the connectivity step runs, else None."""
+    connecting = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"]) if v is not None]
+    if not connecting and steps["absorb_p"] is None:
+        return None
+    if coords is None:
+        what = f"connect_p is set for {connecting}" if connecting else "absorb_p is set"
+        raise ValueError(f"{what}: the clusterer needs voxel coordinates (coords=...)")
+    if not isinstance(coords, torch.Tensor) or tuple(coords.shape) != (n, 3):
+        shape = tuple(coords.shape) if isinstance(coords, torch.Tensor) else type(coords).__name__
+        raise ValueError(f"coords must be a torch.Tensor of shape ({n}, 3), got {shape}")
+    return coords.detach().cpu().numpy().astype(np.float64)
