@@ -117,6 +117,10 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         if not state:
             raise CheckpointError(f"{source} holds no weights under '{prefix}'")
     own = module.state_dict()
+    # Buffers the model declares non-persistent (config, e.g. class weights) but an older
+    # checkpoint saved: the config's value wins, so they are dropped, not an error.
+    transient = _non_persistent_buffers(module)
+    state = {k: v for k, v in state.items() if k not in transient}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
@@ -134,6 +138,13 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
                          + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(state, strict=True)
+
+
+def _non_persistent_buffers(module: torch.nn.Module) -> set:
+    """Dotted names of every non-persistent buffer in ``module``."""
+    return {f"{name}.{buffer}" if name else buffer
+            for name, sub in module.named_modules()
+            for buffer in getattr(sub, "_non_persistent_buffers_set", ())}
 
 
 def weights_digest(path: Path) -> str:

@@ -20,3 +20,23 @@ def test_save_prunes_to_last_k_and_export_half_loads(tmp_path):
     load_state_into(fresh, payload["model"], "w.pt")
     assert fresh[0].weight.dtype == torch.float32
     assert torch.allclose(fresh[0].weight, model[0].weight, rtol=1e-3, atol=1e-4)
+
+
+def test_saved_non_persistent_buffer_is_dropped_and_other_mismatches_still_raise():
+    import pytest
+
+    from mlreco_spice.checkpoint import CheckpointError
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+            self.register_buffer("weights", torch.ones(3), persistent=False)
+
+    net = Net()
+    state = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    # An older checkpoint saved the buffer: the model's (config) value is kept.
+    load_state_into(net, {**state, "weights": torch.full((3,), 7.0)}, "old.pt")
+    assert torch.equal(net.weights, torch.ones(3)) and torch.equal(net.layer.bias, torch.zeros(2))
+    with pytest.raises(CheckpointError, match="not in model: extra"):
+        load_state_into(net, {**state, "extra": torch.ones(1)}, "bad.pt")
