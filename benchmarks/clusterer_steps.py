@@ -1,0 +1,125 @@
+"""What each clusterer step beyond the paper adds: ARI per class on validation events.
+
+The network runs once per event (``chain_configs/predict.yaml``, shipped weights); then
+the same outputs are clustered with one configuration per row, adding the steps of
+:mod:`mlreco_spice.cluster.postprocess` and :mod:`mlreco_spice.cluster.absorb` one at a
+time, on true and on predicted semantics. Scores: mean ARI per class over events
+(:func:`mlreco_spice.metrics.evaluate_event`, true clusters < 10 voxels masked).
+
+The default events are the validation set the thresholds were tuned on (seed 2), so the
+rows measure what each step contributes there; the accuracy benchmark
+(``benchmarks/accuracy.py``) is the check on unseen events.
+
+Usage::
+
+    .venv/bin/python benchmarks/clusterer_steps.py [--events 100] [--out runs/clusterer_steps.md]
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from mlreco_spice.atomic import atomic_write_text
+from mlreco_spice.columns import CLASS_NAMES
+
+ROOT = Path(__file__).resolve().parent.parent
+LABELS = ("io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, "
+          "semantics_product: sparse3d_semantics}")
+
+
+def rows_to_run(shipped: Dict[str, Any], paper: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """(name, semantics source, clusterer kwargs) of each row, steps added one at a time."""
+    thresholds = {"s0": shipped["s0"], "p0": shipped["p0"]}
+    seed = dict(thresholds, at_least_one_seed=True)
+    refine = dict(seed, refine_iterations=3, merge_p=0.5)
+    connect = dict(refine, connect_radius=3.0, connect_p=shipped.get("connect_p"))
+    dbscan_like = dict(refine, connect_radius=3.0, connect_p={"HIP": 0.0, "MIP": 0.0})
+    absorb = dict(connect, absorb_radius=3.0, absorb_p=shipped.get("absorb_p"))
+    return [
+        {"name": "paper's seed search (its own thresholds)", "truth": True, "kwargs": paper},
+        {"name": "shipped s0/p0, paper's seed search", "truth": True, "kwargs": thresholds},
+        {"name": "+ one seed per present class", "truth": True, "kwargs": seed},
+        {"name": "+ 3 refinement passes, merge at p > 0.5", "truth": True, "kwargs": refine},
+        {"name": "+ connectivity (shipped connect_p)", "truth": True, "kwargs": connect},
+        {"name": "connectivity with connect_p = 0 (DBSCAN on pieces)", "truth": True,
+         "kwargs": dbscan_like},
+        {"name": "absorb step on top, true semantics", "truth": True, "kwargs": absorb},
+        {"name": "full chain: paper's seed search (its own thresholds)", "truth": False,
+         "kwargs": paper},
+        {"name": "full chain: shipped clusterer without absorb", "truth": False,
+         "kwargs": connect},
+        {"name": "full chain: shipped clusterer (with absorb)", "truth": False, "kwargs": absorb},
+    ]
+
+
+def score(events: Sequence[Dict[str, np.ndarray]], truth: bool, kwargs: Dict[str, Any]
+          ) -> Dict[str, float]:
+    """Mean ARI per class of one clusterer configuration."""
+    import torch
+
+    from mlreco_spice.cluster import cluster_events
+    from mlreco_spice.metrics import evaluate_event
+
+    per_class: Dict[str, List[float]] = {name: [] for name in CLASS_NAMES}
+    for ev in events:
+        semantics = ev["truth_semantic"] if truth else ev["semantics"]
+        ran = np.isfinite(ev["margins"]) & (semantics >= 0)
+        labels = np.full(len(semantics), -1, dtype=np.int64)
+        labels[ran] = cluster_events(
+            torch.as_tensor(ev["embeddings"][ran]), torch.as_tensor(ev["margins"][ran]),
+            torch.as_tensor(ev["seediness"][ran]), torch.as_tensor(semantics[ran]),
+            torch.zeros(int(ran.sum())), coords=torch.as_tensor(ev["coords"][ran]).double(),
+            **kwargs).numpy()
+        for row in evaluate_event(ev["truth_instance"], labels, ev["truth_semantic"]):
+            per_class[row["class"]].append(row["ari"])
+    return {name: float(np.mean(v)) if v else float("nan") for name, v in per_class.items()}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("Usage::")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--val-file", default=str(ROOT / "runs/default_data/val.h5"),
+                   help="labelled events (default: %(default)s)")
+    p.add_argument("--events", type=int, default=100, help="events (default: %(default)s)")
+    p.add_argument("--thresholds", default=str(ROOT / "weights/thresholds.yaml"),
+                   help="shipped thresholds (default: %(default)s)")
+    p.add_argument("--paper-thresholds", default=str(ROOT / "weights/thresholds_paper.yaml"),
+                   help="thresholds tuned for the paper's seed search (default: %(default)s)")
+    p.add_argument("--out", default=str(ROOT / "runs/clusterer_steps.md"),
+                   help="markdown table written here (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.events < 1:
+        p.error("--events must be >= 1")
+    if not Path(args.val_file).is_file():
+        p.error(f"--val-file {args.val_file} not found (make train-default simulates it)")
+
+    from mlreco_spice.config import load_config
+    from mlreco_spice.inference import iter_event_outputs, load_thresholds
+
+    cfg = load_config("predict", [LABELS, "predict.thresholds=null"])
+    events = list(iter_event_outputs(cfg, [args.val_file], args.events,
+                                     progress=not args.no_progress))
+    rows = rows_to_run(load_thresholds(args.thresholds), load_thresholds(args.paper_thresholds))
+    lines = [f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`", "",
+             f"{len(events)} events from {args.val_file}; mean ARI per class.", "",
+             "| clusterer | semantics | " + " | ".join(CLASS_NAMES) + " |",
+             "|---|---|" + "---|" * len(CLASS_NAMES)]
+    for row in rows:
+        aris = score(events, row["truth"], row["kwargs"])
+        lines.append(f"| {row['name']} | {'true' if row['truth'] else 'predicted'} | "
+                     + " | ".join(f"{aris[n]:.3f}" for n in CLASS_NAMES) + " |")
+        print(lines[-1], flush=True)
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())
