@@ -4,11 +4,8 @@ Claim: ``mode="fast"`` is at least 2x faster than SPINE 1.4.3's
 ``spine.model.spice.cluster.SPICEClusterer`` on (a) PILArNet-scale events
 (~18k voxels; 4/5/8/4/2 HIP/MIP/Shower/Delta/Michel instances) and (b) a hard
 case with diffuse embeddings and ~300 instances. Also reported: our torch
-kernel on CPU, our ``mode="spine"`` (checked equal to SPINE's labels), the
-fast mode with every step beyond the paper on (``fast_steps``: the shipped
-``chain_configs/predict.yaml`` settings, voxel coordinates made from the
-embeddings), and optionally the threshold tuning time for N events
-(``--tune-events 100``).
+kernel on CPU, our ``mode="spine"`` (checked equal to SPINE's labels), and
+optionally the threshold tuning time for N events (``--tune-events 100``).
 
 Inputs are synthetic network outputs (:mod:`mlreco_spice.cluster.synthetic`),
 paper thresholds, one event per call. Times are the median of ``--repeats``
@@ -31,21 +28,6 @@ import torch
 from mlreco_spice.cluster import cluster_events, resolve_thresholds
 from mlreco_spice.cluster.spine_compat import make_spine_clusterer, spine_inputs, spine_labels
 from mlreco_spice.cluster.synthetic import PILARNET_INSTANCES, synthetic_event
-
-STEP_KEYS = ("at_least_one_seed", "refine_iterations", "merge_p", "connect_radius", "connect_p",
-             "absorb_radius", "absorb_p")
-
-
-def shipped_steps() -> Dict[str, object]:
-    """The steps of chain_configs/predict.yaml, with its thresholds file's connect_p/absorb_p."""
-    from mlreco_spice.config import load_config
-    from mlreco_spice.inference import load_thresholds
-
-    cfg = load_config("predict")
-    steps = dict(cfg["model"]["modules"]["spice"]["clusterer"])
-    steps.update(load_thresholds(cfg["predict"]["thresholds"]))
-    return {k: steps[k] for k in STEP_KEYS if k in steps}
-
 
 CASES = {
     "pilarnet": {"instances": PILARNET_INSTANCES, "spread": 1.0},
@@ -74,10 +56,9 @@ def bench_case(name: str, n_events: int, repeats: int, n_voxels: int) -> Dict[st
     """Median seconds per event of each implementation, over ``n_events`` events."""
     case = CASES[name]
     s0, p0 = resolve_thresholds()
-    steps = shipped_steps()
     spine = make_spine_clusterer(s0, p0, min_size=1, assign_all=True)
-    results: Dict[str, List[float]] = {"fast_numba": [], "fast_steps": [], "fast_torch": [],
-                                       "ours_spine_mode": [], "spine": []}
+    results: Dict[str, List[float]] = {"fast_numba": [], "fast_torch": [], "ours_spine_mode": [],
+                                       "spine": []}
     n_clusters, equal = [], True
     for seed in range(n_events):
         event = synthetic_event(case["instances"], n_voxels, spread=case["spread"], seed=seed)
@@ -85,11 +66,8 @@ def bench_case(name: str, n_events: int, repeats: int, n_voxels: int) -> Dict[st
         args = (t["embeddings"], t["margins"], t["seediness"], t["semantics"],
                 torch.zeros(n_voxels, dtype=torch.long))
         spine_args, order = spine_inputs(*args)
-        # Voxel positions that follow the embeddings: instances are spatial blobs.
-        coords = torch.round(t["embeddings"].double() * 100.0)
         timed = median_times({
             "fast_numba": lambda: cluster_events(*args, backend="numba"),
-            "fast_steps": lambda: cluster_events(*args, backend="numba", coords=coords, **steps),
             "fast_torch": lambda: cluster_events(*args, backend="torch"),
             "ours_spine_mode": lambda: cluster_events(*args, mode="spine"),
             "spine": lambda: spine(*spine_args),
@@ -119,11 +97,10 @@ def bench_tuning(n_events: int, n_voxels: int) -> float:
 
 def format_report(rows: Dict[str, Dict[str, float]], tuning: Dict[str, float]) -> str:
     """The benchmark table as text."""
-    lines = [f"{'case':10s} {'fast numba':>11s} {'+ steps':>11s} {'fast torch':>11s} {'our spine':>11s} "
+    lines = [f"{'case':10s} {'fast numba':>11s} {'fast torch':>11s} {'our spine':>11s} "
              f"{'SPINE':>10s} {'SPINE/fast':>11s} {'clusters':>9s} {'spine equal':>12s}"]
     for name, r in rows.items():
-        lines.append(f"{name:10s} {r['fast_numba'] * 1e3:9.2f}ms {r['fast_steps'] * 1e3:9.2f}ms "
-                     f"{r['fast_torch'] * 1e3:9.2f}ms "
+        lines.append(f"{name:10s} {r['fast_numba'] * 1e3:9.2f}ms {r['fast_torch'] * 1e3:9.2f}ms "
                      f"{r['ours_spine_mode'] * 1e3:9.2f}ms {r['spine'] * 1e3:8.2f}ms "
                      f"{r['spine'] / r['fast_numba']:10.1f}x {r['clusters_fast']:9.0f} "
                      f"{str(r['spine_mode_equal']):>12s}")
