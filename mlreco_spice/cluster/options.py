@@ -103,10 +103,11 @@ def resolve_optional(name: str, values: OptionalSpec, low: float = 0.0,
 
 
 def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
-                  merge_p: OptionalSpec, connect_radius: OptionalSpec,
-                  connect_p: OptionalSpec, absorb_radius: Optional[float] = None,
-                  absorb_p: Optional[float] = None) -> Dict:
-    """Validated options of the steps beyond the paper (``min_seeds`` and :mod:`.postprocess`)."""
+                 merge_p: OptionalSpec, connect_radius: OptionalSpec,
+                 connect_p: OptionalSpec, absorb_radius: Optional[float] = None,
+                 absorb_p: Optional[float] = None) -> Dict:
+    """Validated options of the steps beyond the paper (``min_seeds``, :mod:`.postprocess`,
+    :mod:`.absorb`), per class where they are per class."""
     if int(refine_iterations) < 0:
         raise ValueError(f"refine_iterations must be >= 0, got {refine_iterations}")
     steps = {"min_seeds": int(bool(at_least_one_seed)),
@@ -124,9 +125,7 @@ def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
     if mode != "fast" and (steps["min_seeds"] or steps["refine_iterations"] > 0 or any(
             v is not None for v in steps["merge_p"] + steps["connect_p"] + [steps["absorb_p"]])):
         raise ValueError("at_least_one_seed, refine_iterations, merge_p, connect_p and absorb_p "
-                         "apply "
-                         "to mode='fast' only "
-                         "(mode='spine' reproduces SPINE voxel for voxel)")
+                         "apply to mode='fast' only (mode='spine' reproduces SPINE voxel for voxel)")
     missing = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"])
                if v is not None and steps["connect_radius"][c] is None]
     if missing:
@@ -135,7 +134,7 @@ def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
 
 
 def host_coords(coords: Optional[torch.Tensor], steps: Dict, n: int) -> Optional[np.ndarray]:
-    """Coordinates as float64 numpy when the connectivity step runs, else None."""
+    """Coordinates as float64 numpy when the connectivity or absorb step runs, else None."""
     connecting = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"]) if v is not None]
     if not connecting and steps["absorb_p"] is None:
         return None
