@@ -77,8 +77,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, repeatable (as mlreco-spice --set)")
     p.add_argument("--weights", help="chain weights/checkpoint (default: the config's predict.weights)")
-    p.add_argument("--thresholds", help="s0/p0 YAML from `mlreco-spice tune`, or 'paper' for "
-                   "Table II (default: the config's predict.thresholds)")
+    p.add_argument("--thresholds", help="thresholds YAML from `mlreco-spice tune`, or 'paper' for "
+                   "Table II s0/p0 (the config's clusterer steps still apply) (default: the "
+                   "config's predict.thresholds)")
     p.add_argument("--paper-thresholds", default=str(ROOT / "weights/thresholds_paper.yaml"),
                    help="s0/p0 YAML tuned for the paper's seed search alone, for the "
                    f"{PAPER_SEEDS} row; 'none' skips it (default: %(default)s)")
@@ -377,7 +378,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from mlreco_spice.cluster import SPICEClusterer
             from mlreco_spice.inference import load_thresholds
 
-            paper = SPICEClusterer(**load_thresholds(args.paper_thresholds))
+            values = load_thresholds(args.paper_thresholds)
+            paper = SPICEClusterer(s0=values.get("s0"), p0=values.get("p0"))
         result = run_networks(engines, iter_items(cfgs["full_chain"], files, args.events),
                               args.events, min_true_size, dbscan["params"], progress,
                               paper_clusterer=paper)

@@ -32,19 +32,27 @@ LABELS = ("io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cl
           "semantics_product: sparse3d_semantics}")
 
 
-def rows_to_run(shipped: Dict[str, Any], paper: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """(name, semantics source, clusterer kwargs) of each row, steps added one at a time."""
+def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str, Any]
+                ) -> List[Dict[str, Any]]:
+    """(name, semantics source, clusterer kwargs) of each row, steps added one at a time.
+
+    ``block`` is the shipped config's clusterer block (refinement, merge and radii),
+    ``shipped`` and ``paper`` the two thresholds files.
+    """
     thresholds = {"s0": shipped["s0"], "p0": shipped["p0"]}
+    paper = {"s0": paper["s0"], "p0": paper["p0"]}
     seed = dict(thresholds, at_least_one_seed=True)
-    refine = dict(seed, refine_iterations=3, merge_p=0.5)
-    connect = dict(refine, connect_radius=3.0, connect_p=shipped.get("connect_p"))
-    dbscan_like = dict(refine, connect_radius=3.0, connect_p={"HIP": 0.0, "MIP": 0.0})
-    absorb = dict(connect, absorb_radius=3.0, absorb_p=shipped.get("absorb_p"))
+    refine = dict(seed, refine_iterations=block["refine_iterations"], merge_p=block["merge_p"])
+    connect = dict(refine, connect_radius=block["connect_radius"],
+                   connect_p=shipped.get("connect_p"))
+    dbscan_like = dict(connect, connect_p={"HIP": 0.0, "MIP": 0.0})
+    absorb = dict(connect, absorb_radius=block["absorb_radius"], absorb_p=shipped.get("absorb_p"))
     return [
         {"name": "paper's seed search (its own thresholds)", "truth": True, "kwargs": paper},
         {"name": "shipped s0/p0, paper's seed search", "truth": True, "kwargs": thresholds},
         {"name": "+ one seed per present class", "truth": True, "kwargs": seed},
-        {"name": "+ 3 refinement passes, merge at p > 0.5", "truth": True, "kwargs": refine},
+        {"name": f"+ {block['refine_iterations']} refinement passes, merge at p > "
+                 f"{block['merge_p']}", "truth": True, "kwargs": refine},
         {"name": "+ connectivity (shipped connect_p)", "truth": True, "kwargs": connect},
         {"name": "connectivity with connect_p = 0 (DBSCAN on pieces)", "truth": True,
          "kwargs": dbscan_like},
@@ -105,7 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = load_config("predict", [LABELS, "predict.thresholds=null"])
     events = list(iter_event_outputs(cfg, [args.val_file], args.events,
                                      progress=not args.no_progress))
-    rows = rows_to_run(load_thresholds(args.thresholds), load_thresholds(args.paper_thresholds))
+    rows = rows_to_run(cfg["model"]["modules"]["spice"]["clusterer"],
+                       load_thresholds(args.thresholds), load_thresholds(args.paper_thresholds))
     lines = [f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`", "",
              f"{len(events)} events from {args.val_file}; mean ARI per class.", "",
              "| clusterer | semantics | " + " | ".join(CLASS_NAMES) + " |",

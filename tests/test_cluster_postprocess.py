@@ -161,6 +161,8 @@ def test_clusterer_block_and_errors():
         SPICEClusterer(merge_p={"Shower": 1.5})
     with pytest.raises(ValueError, match="refine_iterations must be >= 0"):
         SPICEClusterer(refine_iterations=-1)
+    with pytest.raises(ValueError, match="connect_radius for MIP must be > 0"):
+        SPICEClusterer(connect_radius={"MIP": 0.0}, connect_p=0.1)
     with pytest.raises(ValueError, match=r"shape \(700, 3\)"):
         cluster_events(*as_tensors(ev), coords=torch.zeros(5, 3), **OPTIONS)
 
@@ -248,6 +250,15 @@ def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
     events = [with_segmentation_errors(make_event(s)) for s in range(2)]
     steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
     result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
+    # Rows SPICE did not process (NaN outputs, class -1) are left out, as in inference.
+    for ev in events:
+        for key in ("embeddings", "margins", "seediness"):
+            ev[key] = np.concatenate([ev[key], np.full((1,) + ev[key].shape[1:], np.nan,
+                                                        dtype=ev[key].dtype)])
+        for key, value in (("semantics", -1), ("truth_semantic", -1), ("truth_instance", -1)):
+            ev[key] = np.append(ev[key], value)
+        ev["coords"] = np.concatenate([ev["coords"], [[1e3, 1e3, 1e3]]])
+    result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
     # With segmentation errors to undo, absorbing beats leaving it off.
     assert result["absorb_p"] in ABSORB_P_GRID and result["absorb_p"] is not None
     clusterer = SPICEClusterer(s0=result["s0"], p0=result["p0"], connect_p=result["connect_p"],
@@ -255,6 +266,7 @@ def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
     for name in CLASS_NAMES:
         aris = []
         for ev in events:
+            ev = {k: v[:-1] for k, v in ev.items()}    # the clusterer sees SPICE's rows only
             labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
             aris += [r["ari"] for r in evaluate_event(ev["truth_instance"], labels.numpy(),
                                                       ev["truth_semantic"], classes=[name])]

@@ -44,3 +44,17 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     assert truth.chain.stage_cfgs["spice"]["clusterer"]["absorb_p"] is None
     assert load_thresholds(str(out)) == written
     assert any(v in grid for v in written["s0"].values())
+
+
+def test_thresholds_tuned_with_steps_need_their_clusterer_block(tiny_trained, tmp_path):
+    import pytest
+
+    from mlreco_spice.config import ConfigError
+
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"s0": 0.5, "p0": 0.2, "absorb_p": 0.1}))
+    # spice_train.yaml has no absorb_radius: a clear error when the chain is built.
+    cfg = load_config("spice_train", [f"predict.weights={tiny_trained}",
+                                      f"predict.thresholds={path}", *SETS[1:]])
+    with pytest.raises(ConfigError, match="absorb_p needs absorb_radius.*predict.yaml"):
+        InferenceEngine(cfg)

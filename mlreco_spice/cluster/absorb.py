@@ -89,9 +89,11 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     passed = log_p > (np.log(absorb_p) if absorb_p > 0 else -np.inf)
     small, big, log_p = small[passed], big[passed], log_p[passed]
     parent = np.arange(k)
-    # Best target per small cluster: sort by p, last write wins.
-    order = np.argsort(log_p, kind="stable")
-    parent[small[order]] = big[order]
+    if small.size:
+        # Best target per small cluster: sorted by (small, log p), the last of each run.
+        order = np.lexsort((log_p, small))
+        last = np.r_[small[order][1:] != small[order][:-1], True]
+        parent[small[order][last]] = big[order][last]
     # Parents are strictly larger, so following them ends; k steps bound any chain.
     for _ in range(k):
         nxt = parent[parent]

@@ -10,7 +10,9 @@ Label convention
 * ``-1``: unclustered (class outside 0-4, no seed passed ``s0``, a leftover
   with ``assign_leftovers=False``, or a dissolved small cluster).
 * Ids **restart at 0 in every event** and are unique within it: classes in
-  class order (HIP, MIP, Shower, Delta, Michel), within a class in seed order.
+  class order (HIP, MIP, Shower, Delta, Michel), within a class in seed order
+  (after the merge or connectivity steps: in the seediness order of each
+  cluster's first voxel; the absorb step keeps the order and closes gaps).
   ``(batch_id, label)`` identifies an instance across a batch.
 """
 from __future__ import annotations
@@ -295,7 +297,8 @@ class SPICEClusterer:
         self.assign_leftovers = bool(assign_leftovers)
         self.mode = mode
         self.enabled = bool(enabled)
-        # Validated now: a config error should surface when the chain is built.
+        # Validated here; the SPICE stage builds its clusterer with the chain, so a bad
+        # block fails before the first event.
         self.steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p,
                                    connect_radius, connect_p, absorb_radius, absorb_p)
 
@@ -320,9 +323,11 @@ class SPICEClusterer:
                               **{k: v for k, v in self.steps.items() if k != "min_seeds"})
 
     def thresholds(self) -> Dict[str, Dict[str, Optional[float]]]:
-        """``{"s0": {class: value}, "p0": {...}, "connect_p": {...}}`` by class name."""
+        """``{"s0": {class: value}, "p0": ..., "connect_p": ..., "absorb_p": value}``:
+        what a thresholds file sets."""
         return {"s0": dict(zip(CLASS_NAMES, self.s0)), "p0": dict(zip(CLASS_NAMES, self.p0)),
-                "connect_p": dict(zip(CLASS_NAMES, self.steps["connect_p"]))}
+                "connect_p": dict(zip(CLASS_NAMES, self.steps["connect_p"])),
+                "absorb_p": self.steps["absorb_p"]}
 
     def __repr__(self) -> str:
         return (f"SPICEClusterer(mode={self.mode!r}, min_cluster_size={self.min_cluster_size}, "

@@ -126,6 +126,9 @@ def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
             v is not None for v in steps["merge_p"] + steps["connect_p"] + [steps["absorb_p"]])):
         raise ValueError("at_least_one_seed, refine_iterations, merge_p, connect_p and absorb_p "
                          "apply to mode='fast' only (mode='spine' reproduces SPINE voxel for voxel)")
+    for c, radius in enumerate(steps["connect_radius"]):
+        if radius is not None and not radius > 0:
+            raise ValueError(f"connect_radius for {CLASS_NAMES[c]} must be > 0, got {radius}")
     missing = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"])
                if v is not None and steps["connect_radius"][c] is None]
     if missing:

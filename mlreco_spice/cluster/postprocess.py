@@ -22,8 +22,10 @@ here fix that with the same Gaussian kernels, in this order:
    ``min_samples = 1``): a tuned ``connect_p`` says how much the embeddings
    add to connectivity.
 
-Labels stay "candidate ranks": ids are ordered by the segment position (the
-seediness order) of each cluster's first voxel, ``-1`` stays ``-1``.
+:func:`refine_labels` keeps the candidates' seed-order ids (a candidate that
+loses every voxel leaves a gap the caller closes); :func:`merge_overlapping`
+and :func:`connect_fragments` renumber 0..K-1 by the segment position (the
+seediness order) of each cluster's first voxel. ``-1`` stays ``-1``.
 """
 from __future__ import annotations
 

@@ -289,13 +289,17 @@ def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius: float,
     for absorb_p in ABSORB_P_GRID:
         rows: Dict[str, List[Dict]] = {name: [] for name in names}
         for event in events:
-            n = len(event["seediness"])
-            labels = cluster_events(
-                torch.as_tensor(np.asarray(event["embeddings"])),
-                torch.as_tensor(np.asarray(event["margins"]).reshape(-1)),
-                torch.as_tensor(np.asarray(event["seediness"]).reshape(-1)),
-                torch.as_tensor(np.asarray(event["semantics"]).reshape(-1)), torch.zeros(n),
-                coords=torch.as_tensor(np.asarray(event["coords"], dtype=np.float64)),
+            margins = np.asarray(event["margins"], dtype=np.float64).reshape(-1)
+            semantics = np.asarray(event["semantics"]).reshape(-1)
+            # Rows SPICE did not process (NaN outputs) stay unclustered, as in inference.
+            ran = np.isfinite(margins) & (semantics >= 0)
+            labels = np.full(margins.size, -1, dtype=np.int64)
+            labels[ran] = cluster_events(
+                torch.as_tensor(np.asarray(event["embeddings"])[ran]),
+                torch.as_tensor(margins[ran]),
+                torch.as_tensor(np.asarray(event["seediness"]).reshape(-1)[ran]),
+                torch.as_tensor(semantics[ran]), torch.zeros(int(ran.sum())),
+                coords=torch.as_tensor(np.asarray(event["coords"], dtype=np.float64)[ran]),
                 absorb_radius=radius, absorb_p=absorb_p, **clusterer).numpy()
             for row in evaluate_event(event["truth_instance"], labels, event["truth_semantic"],
                                       min_true_size, classes=names):

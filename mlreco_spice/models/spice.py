@@ -80,7 +80,16 @@ class SPICE(nn.Module):
         self.register_buffer("norm_length", torch.tensor(float(net["norm_length"])))
         self.image_size = float(net["image_size"] or net["norm_length"])
         self.clusterer_cfg = dict(block["clusterer"])
-        self._clusterer = None
+        from ..cluster import SPICEClusterer  # the clusterer has no ME dependency
+
+        try:  # built now so a bad clusterer block (or thresholds file) fails before any event
+            self._clusterer = SPICEClusterer(**self.clusterer_cfg)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(
+                f"model.modules.spice.clusterer: {err}. A thresholds file tuned with the "
+                "connectivity or absorb steps (e.g. weights/thresholds.yaml) needs the "
+                "clusterer block of chain_configs/predict.yaml (connect_radius, absorb_radius)"
+            ) from None
 
         unet = net["uresnet"]
         filters, slope = int(unet["filters"]), float(unet["leaky_slope"])
@@ -193,9 +202,5 @@ class SPICE(nn.Module):
 
     def _cluster(self, out: Dict[str, torch.Tensor], semantics: torch.Tensor,
                  batch_ids: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        if self._clusterer is None:
-            from ..cluster import SPICEClusterer  # the clusterer has no ME dependency
-
-            self._clusterer = SPICEClusterer(**self.clusterer_cfg)
         return self._clusterer(out["embeddings"], out["margins"], out["seediness"],
                                semantics, batch_ids, coords=coords)
