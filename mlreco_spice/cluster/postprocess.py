@@ -63,9 +63,19 @@ def _centroids(emb, margins, labels, k):  # pragma: no cover - compiled
     return centres, sigma, count
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sq_dist(x, i, y, j):  # pragma: no cover - compiled
+    """Squared distance between rows ``x[i]`` and ``y[j]``."""
+    d2 = 0.0
+    for m in range(x.shape[1]):
+        diff = x[i, m] - y[j, m]
+        d2 += diff * diff
+    return d2
+
+
 @numba.njit(cache=True, nogil=True)
 def _refine(emb, margins, labels, n_iter):  # pragma: no cover - compiled
-    n, d = emb.shape
+    n = emb.shape[0]
     k = labels.max() + 1
     for _ in range(n_iter):
         centres, sigma, count = _centroids(emb, margins, labels, k)
@@ -79,11 +89,7 @@ def _refine(emb, margins, labels, n_iter):  # pragma: no cover - compiled
             for c in range(k):
                 if count[c] == 0:
                     continue
-                d2 = 0.0
-                for j in range(d):
-                    diff = emb[i, j] - centres[c, j]
-                    d2 += diff * diff
-                log_p = -d2 * inv[c]
+                log_p = -_sq_dist(emb, i, centres, c) * inv[c]
                 if log_p > best:  # ties: the earlier candidate
                     best = log_p
                     arg = c
@@ -161,7 +167,7 @@ def _renumber_first(labels):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _merge(emb, margins, labels, log_merge_p):  # pragma: no cover - compiled
-    n, d = emb.shape
+    n = emb.shape[0]
     k = labels.max() + 1
     centres, sigma, count = _centroids(emb, margins, labels, k)
     inv = 1.0 / (2.0 * sigma * sigma + EPS)
@@ -172,10 +178,7 @@ def _merge(emb, margins, labels, log_merge_p):  # pragma: no cover - compiled
         for b in range(a + 1, k):
             if count[b] == 0:
                 continue
-            d2 = 0.0
-            for j in range(d):
-                diff = centres[a, j] - centres[b, j]
-                d2 += diff * diff
+            d2 = _sq_dist(centres, a, centres, b)
             if max(-d2 * inv[a], -d2 * inv[b]) > log_merge_p:
                 ra = a
                 while parent[ra] != ra:
