@@ -59,7 +59,7 @@ from mlreco_spice.errors import UserError
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import (CURVE_STYLES, ORACLE, PAPER_SEEDS, PAPER_TABLE_III,  # noqa: E402
-                             floor_checks,
+                             floor_checks, training_seconds, write_csv,
                              json_safe, pick_failures, plot_curve, report_markdown,
                              summarize_methods)
 
@@ -196,15 +196,16 @@ def _rows(method: str, pred: Any, clusters: np.ndarray, forward_s: float, cluste
 def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total: int,
                  min_true_size: int, dbscan_params: Optional[Dict[str, Dict]] = None,
                  progress: bool = True, desc: str = "events",
-                 paper_clusterer: Any = None) -> Dict[str, Any]:
+                 paper_thresholds: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Run every engine (and DBSCAN) once per event; rows, confusion matrix, event count.
 
-    ``paper_clusterer`` (a :class:`SPICEClusterer` with the paper's procedure)
-    re-clusters the true-semantics outputs for the :data:`PAPER_SEEDS` rows.
+    ``paper_thresholds`` (``s0``, ``p0``) re-cluster the true-semantics outputs with
+    the paper's procedure for the :data:`PAPER_SEEDS` rows.
     """
     from tqdm import tqdm
 
     from mlreco_spice.baselines import dbscan_by_class
+    from mlreco_spice.cluster import cluster_event_arrays
     from mlreco_spice.cluster.oracle import truth_centroid_clusters
 
     rows: List[Dict[str, Any]] = []
@@ -224,9 +225,10 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
                                                  pred.truth_instance, pred.semantics)
                 rows += _rows(ORACLE, pred, oracle, math.nan, time.perf_counter() - tick,
                               min_true_size)
-                if paper_clusterer is not None:
+                if paper_thresholds is not None:
                     tick = time.perf_counter()
-                    labels = recluster(paper_clusterer, pred)
+                    labels = cluster_event_arrays(pred.embeddings, pred.margins, pred.seediness,
+                                                  pred.semantics, **paper_thresholds)
                     rows += _rows(PAPER_SEEDS, pred, labels, pred.forward_time_s,
                                   time.perf_counter() - tick, min_true_size)
             if method == "full_chain" and pred.semantics_pred is not None:
@@ -240,39 +242,7 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
     return {"rows": rows, "confusion": confusion, "n_events": n_events}
 
 
-def recluster(clusterer: Any, pred: Any) -> np.ndarray:
-    """Labels of ``clusterer`` on an EventPrediction's SPICE outputs (-1 where SPICE did not run)."""
-    import torch
-
-    ran = (pred.semantics >= 0) & np.isfinite(pred.margins)
-    labels = np.full(len(ran), -1, dtype=np.int64)
-    if ran.any():
-        found = clusterer(torch.as_tensor(pred.embeddings[ran]), torch.as_tensor(pred.margins[ran]),
-                          torch.as_tensor(pred.seediness[ran]), torch.as_tensor(pred.semantics[ran]),
-                          torch.zeros(int(ran.sum())))
-        labels[ran] = found.numpy()
-    return labels
-
-
-def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Dict[str, Any]]) -> None:
-    """Write dict rows as CSV, atomically."""
-    from analysis.csv_parts import csv_text
-
-    atomic_write_text(path, csv_text(columns, rows))
-
-
 # ------------------------------------------------------------------- curve --
-def training_seconds(train_log: Optional[Path]) -> Dict[int, float]:
-    """Iteration -> cumulative training time (sum of ``time_s``) from a train_log.csv."""
-    from mlreco_spice.training_log import read_train_log
-
-    if train_log is None or not Path(train_log).is_file():
-        return {}
-    rows = sorted(read_train_log(Path(train_log)), key=lambda r: int(r["iteration"]))
-    times = np.cumsum([float(r["time_s"]) for r in rows])
-    return {int(r["iteration"]): float(t) for r, t in zip(rows, times)}
-
-
 def run_curve(args: argparse.Namespace, files: Sequence[str], out: Path, min_true_size: int,
               threshold: float) -> List[Dict[str, Any]]:
     """Mean ARI per class of every checkpoint in ``args.curve``; writes curve.csv and curve.png."""
@@ -375,14 +345,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         engines = {m: InferenceEngine(cfg, args.device) for m, cfg in cfgs.items()}
         paper = None
         if args.paper_thresholds.lower() != "none":
-            from mlreco_spice.cluster import SPICEClusterer
             from mlreco_spice.inference import load_thresholds
 
             values = load_thresholds(args.paper_thresholds)
-            paper = SPICEClusterer(s0=values.get("s0"), p0=values.get("p0"))
+            paper = {"s0": values.get("s0"), "p0": values.get("p0")}
         result = run_networks(engines, iter_items(cfgs["full_chain"], files, args.events),
                               args.events, min_true_size, dbscan["params"], progress,
-                              paper_clusterer=paper)
+                              paper_thresholds=paper)
         lap("evaluation")
         if result["n_events"] < args.events:
             log.warning("only %d test events available (asked for %d)", result["n_events"],

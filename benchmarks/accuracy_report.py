@@ -3,7 +3,9 @@
 Pure functions over the per-(method, event, class) rows of
 :func:`mlreco_spice.metrics.evaluate_event`: Table III aggregates per method
 (via :func:`analysis.summary.summarize`), the floor checks, the markdown
-report, the failure-event choice and the accuracy-vs-training plot.
+report, the failure-event choice and the accuracy-vs-training plot; plus the
+two small file helpers the benchmark writes and reads with (``write_csv``,
+``training_seconds``).
 """
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlreco_spice.atomic import atomic_path
+from mlreco_spice.atomic import atomic_path, atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
-           "ORACLE", "PAPER_SEEDS", "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference", "report_markdown", "json_safe", "pick_failures",
+           "ORACLE", "PAPER_SEEDS", "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference", "report_markdown", "json_safe", "pick_failures", "write_csv", "training_seconds",
            "plot_curve"]
 
 #: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
@@ -223,3 +225,21 @@ def pick_failures(rows: Sequence[Dict[str, Any]], n: int) -> List[Dict[str, Any]
     return [{"file": f, "entry": e, "event": ev, "mean_ari": float(np.mean(list(aris.values()))),
              **{f"ari_{name}": aris.get(name, math.nan) for name in CLASS_NAMES}}
             for (f, e, ev), aris in ranked[:n]]
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Dict[str, Any]]) -> None:
+    """Write dict rows as CSV, atomically."""
+    from analysis.csv_parts import csv_text
+
+    atomic_write_text(path, csv_text(columns, rows))
+
+
+def training_seconds(train_log: Optional[Path]) -> Dict[int, float]:
+    """Iteration -> cumulative training time (sum of ``time_s``) from a train_log.csv."""
+    from mlreco_spice.training_log import read_train_log
+
+    if train_log is None or not Path(train_log).is_file():
+        return {}
+    rows = sorted(read_train_log(Path(train_log)), key=lambda r: int(r["iteration"]))
+    times = np.cumsum([float(r["time_s"]) for r in rows])
+    return {int(r["iteration"]): float(t) for r, t in zip(rows, times)}

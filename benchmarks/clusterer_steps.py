@@ -68,21 +68,14 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
 def score(events: Sequence[Dict[str, np.ndarray]], truth: bool, kwargs: Dict[str, Any]
           ) -> Dict[str, float]:
     """Mean ARI per class of one clusterer configuration."""
-    import torch
-
-    from mlreco_spice.cluster import cluster_events
+    from mlreco_spice.cluster import cluster_event_arrays
     from mlreco_spice.metrics import evaluate_event
 
     per_class: Dict[str, List[float]] = {name: [] for name in CLASS_NAMES}
     for ev in events:
         semantics = ev["truth_semantic"] if truth else ev["semantics"]
-        ran = np.isfinite(ev["margins"]) & (semantics >= 0)
-        labels = np.full(len(semantics), -1, dtype=np.int64)
-        labels[ran] = cluster_events(
-            torch.as_tensor(ev["embeddings"][ran]), torch.as_tensor(ev["margins"][ran]),
-            torch.as_tensor(ev["seediness"][ran]), torch.as_tensor(semantics[ran]),
-            torch.zeros(int(ran.sum())), coords=torch.as_tensor(ev["coords"][ran]).double(),
-            **kwargs).numpy()
+        labels = cluster_event_arrays(ev["embeddings"], ev["margins"], ev["seediness"],
+                                      semantics, ev["coords"], **kwargs)
         for row in evaluate_event(ev["truth_instance"], labels, ev["truth_semantic"]):
             per_class[row["class"]].append(row["ari"])
     return {name: float(np.mean(v)) if v else float("nan") for name, v in per_class.items()}

@@ -30,7 +30,8 @@ from .options import (OptionalSpec, ThresholdSpec, host_coords, resolve_optional
 from .postprocess import postprocess_segment
 from .spine_compat import spine_segment
 
-__all__ = ["SPICEClusterer", "cluster_events", "resolve_thresholds", "resolve_optional", "MODES"]
+__all__ = ["SPICEClusterer", "cluster_events", "cluster_event_arrays", "resolve_thresholds",
+           "resolve_optional", "MODES"]
 
 MODES = ("fast", "spine")
 BACKENDS = ("auto", "numba", "torch")
@@ -217,6 +218,29 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
     labels = np.full(n, -1, dtype=np.int64)
     labels[order] = sorted_labels
     return torch.from_numpy(labels).to(device)
+
+
+def cluster_event_arrays(embeddings: np.ndarray, margins: np.ndarray, seediness: np.ndarray,
+                         semantics: np.ndarray, coords: Optional[np.ndarray] = None,
+                         **options) -> np.ndarray:
+    """:func:`cluster_events` on one event's numpy outputs (an ``EventPrediction``'s arrays).
+
+    Rows SPICE did not process (NaN margin or class < 0) stay ``-1``, as in
+    inference; ``options`` are :func:`cluster_events` keywords. Used where stored
+    outputs are clustered again with other settings (tuning, benchmarks).
+    """
+    margins = np.asarray(margins, dtype=np.float64).reshape(-1)
+    semantics = np.asarray(semantics).reshape(-1)
+    ran = np.isfinite(margins) & (semantics >= 0)
+    labels = np.full(margins.size, -1, dtype=np.int64)
+    if ran.any():
+        labels[ran] = cluster_events(
+            torch.as_tensor(np.asarray(embeddings)[ran]), torch.as_tensor(margins[ran]),
+            torch.as_tensor(np.asarray(seediness).reshape(-1)[ran]),
+            torch.as_tensor(semantics[ran]), torch.zeros(int(ran.sum())),
+            coords=None if coords is None else torch.as_tensor(
+                np.asarray(coords, dtype=np.float64)[ran]), **options).numpy()
+    return labels
 
 
 def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb, margins,

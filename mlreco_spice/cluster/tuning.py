@@ -279,28 +279,19 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
 def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius: float,
                  min_true_size: int, wanted: Sequence[int]):
     """``absorb_p`` from :data:`ABSORB_P_GRID` maximising the mean over classes of mean ARI."""
-    import torch
 
     from ..metrics import evaluate_event
-    from .clusterer import cluster_events
+    from .clusterer import cluster_event_arrays
 
     names = [CLASS_NAMES[c] for c in wanted]
     best = (-math.inf, None, {})
     for absorb_p in ABSORB_P_GRID:
         rows: Dict[str, List[Dict]] = {name: [] for name in names}
         for event in events:
-            margins = np.asarray(event["margins"], dtype=np.float64).reshape(-1)
-            semantics = np.asarray(event["semantics"]).reshape(-1)
-            # Rows SPICE did not process (NaN outputs) stay unclustered, as in inference.
-            ran = np.isfinite(margins) & (semantics >= 0)
-            labels = np.full(margins.size, -1, dtype=np.int64)
-            labels[ran] = cluster_events(
-                torch.as_tensor(np.asarray(event["embeddings"])[ran]),
-                torch.as_tensor(margins[ran]),
-                torch.as_tensor(np.asarray(event["seediness"]).reshape(-1)[ran]),
-                torch.as_tensor(semantics[ran]), torch.zeros(int(ran.sum())),
-                coords=torch.as_tensor(np.asarray(event["coords"], dtype=np.float64)[ran]),
-                absorb_radius=radius, absorb_p=absorb_p, **clusterer).numpy()
+            labels = cluster_event_arrays(event["embeddings"], event["margins"],
+                                          event["seediness"], event["semantics"],
+                                          event["coords"], absorb_radius=radius,
+                                          absorb_p=absorb_p, **clusterer)
             for row in evaluate_event(event["truth_instance"], labels, event["truth_semantic"],
                                       min_true_size, classes=names):
                 rows[row["class"]].append(row)
