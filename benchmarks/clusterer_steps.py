@@ -43,25 +43,32 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
     paper = {"s0": paper["s0"], "p0": paper["p0"]}
     seed = dict(thresholds, at_least_one_seed=True)
     refine = dict(seed, refine_iterations=block["refine_iterations"], merge_p=block["merge_p"])
-    connect = dict(refine, connect_radius=block["connect_radius"],
-                   connect_p=shipped.get("connect_p"))
-    dbscan_like = dict(connect, connect_p={"HIP": 0.0, "MIP": 0.0})
+    plain_connect = dict(refine, connect_radius=block["connect_radius"],
+                         connect_p=shipped.get("connect_p"))
+    connect = dict(plain_connect, connect_max_bend=block.get("connect_max_bend"))
+    dbscan_like = dict(plain_connect, connect_p={"HIP": 0.0, "MIP": 0.0})
     absorb = dict(connect, absorb_radius=block["absorb_radius"], absorb_p=shipped.get("absorb_p"))
+    reconnect = dict(absorb, reconnect_after_absorb=block.get("reconnect_after_absorb", False))
     return [
         {"name": "paper's seed search (its own thresholds)", "truth": True, "kwargs": paper},
         {"name": "shipped s0/p0, paper's seed search", "truth": True, "kwargs": thresholds},
         {"name": "+ one seed per present class", "truth": True, "kwargs": seed},
         {"name": f"+ {block['refine_iterations']} refinement passes, merge at p > "
                  f"{block['merge_p']}", "truth": True, "kwargs": refine},
-        {"name": "+ connectivity (shipped connect_p)", "truth": True, "kwargs": connect},
-        {"name": "connectivity with connect_p = 0 (DBSCAN on pieces)", "truth": True,
+        {"name": "+ connectivity (shipped connect_p), no bend veto", "truth": True,
+         "kwargs": plain_connect},
+        {"name": f"+ bend veto ({block.get('connect_max_bend')} degrees)", "truth": True,
+         "kwargs": connect},
+        {"name": "connectivity with connect_p = 0, no veto (DBSCAN on pieces)", "truth": True,
          "kwargs": dbscan_like},
         {"name": "absorb step on top, true semantics", "truth": True, "kwargs": absorb},
         {"name": "full chain: paper's seed search (its own thresholds)", "truth": False,
          "kwargs": paper},
-        {"name": "full chain: shipped clusterer without absorb", "truth": False,
+        {"name": "full chain: steps up to the bend veto, no absorb", "truth": False,
          "kwargs": connect},
-        {"name": "full chain: shipped clusterer (with absorb)", "truth": False, "kwargs": absorb},
+        {"name": "full chain: + absorb", "truth": False, "kwargs": absorb},
+        {"name": "full chain: + reconnect after absorb (shipped clusterer)", "truth": False,
+         "kwargs": reconnect},
     ]
 
 

@@ -124,6 +124,10 @@ STAGE_DEFAULTS = {
                                   doc="voxels this close touch (cross-class absorb step)"),
             "absorb_p": Spec(None, (float, int, type(None)),
                              doc="absorb smaller clusters of other classes at p > absorb_p"),
+            "connect_max_bend": Spec(None, (float, int, type(None)),
+                                     doc="degrees: touching fragments bending more stay apart"),
+            "reconnect_after_absorb": Spec(False, (bool,),
+                                           doc="connectivity step again after the absorb step"),
         },
         # None: true classes in training, the semantic stage's prediction at
         # inference. True/False force one source everywhere.

@@ -34,6 +34,8 @@ $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weight
     --set "io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}" \
     --set model.modules.spice.clusterer.at_least_one_seed=false --set model.modules.spice.clusterer.refine_iterations=0 \
     --set model.modules.spice.clusterer.merge_p=null --set model.modules.spice.clusterer.connect_radius=null \
-    --set model.modules.spice.clusterer.absorb_radius=null
+    --set model.modules.spice.clusterer.absorb_radius=null \
+    --set model.modules.spice.clusterer.connect_max_bend=null \
+    --set model.modules.spice.clusterer.reconnect_after_absorb=false
 cp runs/spice_train/train_log.csv weights/train_log.csv
 echo "default model written to weights/ (from $LAST)"

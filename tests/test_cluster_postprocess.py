@@ -167,9 +167,11 @@ def test_clusterer_block_and_errors():
         cluster_events(*as_tensors(ev), coords=torch.zeros(5, 3), **OPTIONS)
 
 
-def test_tuning_with_steps_matches_the_clusterer(tmp_path):
+@pytest.mark.parametrize("bend", [None, 30.0])
+def test_tuning_with_steps_matches_the_clusterer(tmp_path, bend):
     events = [make_event(s) for s in range(3)]
-    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0,
+                 connect_max_bend=bend)
     result = tune_thresholds(events, step=0.25, progress=False, **steps)
     assert set(result["connect_p"]) == set(CLASS_NAMES)
     assert all(v in CONNECT_P_GRID for v in result["connect_p"].values())
@@ -244,11 +246,14 @@ def test_absorb_in_cluster_events_and_its_errors():
         cluster_events(*as_tensors(ev), absorb_radius=2.0, absorb_p=0.1)
 
 
-def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
+@pytest.mark.parametrize("later_steps", [{}, {"connect_max_bend": 30.0,
+                                               "reconnect_after_absorb": True}])
+def test_tuning_picks_absorb_p_consistent_with_the_clusterer(later_steps):
     from mlreco_spice.cluster.tuning import ABSORB_P_GRID
 
     events = [with_segmentation_errors(make_event(s)) for s in range(2)]
-    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0,
+                 **later_steps)
     result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
     # Rows SPICE did not process (NaN outputs, class -1) are left out, as in inference.
     for ev in events:

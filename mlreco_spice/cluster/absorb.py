@@ -18,14 +18,25 @@ pieces back:
 
 Chains (a piece absorbed by a cluster that is itself absorbed) end at the
 largest cluster. Ids are renumbered 0..K-1 keeping their order.
+
+:func:`reconnect_tracks` (option ``reconnect_after_absorb``) then runs the
+connectivity step of :mod:`.postprocess` again on the clusters of each class
+that has one, the class of a cluster being its majority. Why: a stretch of
+track the segmentation gave to another class leaves a gap that cut the track
+in two before absorption; once the stretch is absorbed, the two pieces touch
+through it and can be joined. It also splits what an absorbed cluster brought
+that does not touch the track.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .kernels import EPS
+from typing import Optional, Sequence
 
-__all__ = ["absorb_across_classes"]
+from .kernels import EPS
+from .postprocess import connect_fragments
+
+__all__ = ["absorb_across_classes", "reconnect_tracks"]
 
 
 def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
@@ -104,3 +115,47 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     out = np.full(labels.size, -1, dtype=np.int64)
     out[clustered] = np.unique(ids[root], return_inverse=True)[1]
     return out
+
+
+def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
+                     labels: np.ndarray, semantics: np.ndarray,
+                     connect_radius: Sequence[Optional[float]],
+                     connect_p: Sequence[Optional[float]],
+                     max_bend: Optional[float] = None) -> np.ndarray:
+    """The connectivity step again, per class, on one event's clusters after absorption.
+
+    Parameters
+    ----------
+    coords, emb, margins, labels, semantics
+        As in :func:`absorb_across_classes` (``labels`` after it).
+    connect_radius, connect_p : sequences of 5 optional floats
+        The per-class connectivity settings; classes with ``connect_p`` None
+        are left alone.
+    max_bend : float, optional
+        See :func:`.postprocess.connect_fragments`.
+
+    Returns
+    -------
+    int64 array (n,)
+        New ids 0..K-1; unclustered voxels stay -1.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    out = labels.copy()
+    clustered = labels >= 0
+    if not clustered.any():
+        return out
+    ids, inverse = np.unique(labels[clustered], return_inverse=True)
+    votes = np.zeros((ids.size, int(semantics.max()) + 1), dtype=np.int64)
+    np.add.at(votes, (inverse, np.asarray(semantics)[clustered]), 1)
+    majority = np.full(labels.size, -1, dtype=np.int64)
+    majority[clustered] = votes.argmax(axis=1)[inverse]
+    next_id = int(labels.max()) + 1
+    for c, (radius, p) in enumerate(zip(connect_radius, connect_p)):
+        members = np.flatnonzero(majority == c)
+        if p is None or members.size < 2:
+            continue
+        found = connect_fragments(coords[members], emb[members], margins[members],
+                                  labels[members], radius, p, max_bend)
+        out[members] = found + next_id  # fresh ids: no clash with other classes' clusters
+        next_id += int(found.max()) + 1
+    return np.unique(out, return_inverse=True)[1].reshape(-1) - int((out < 0).any())

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..columns import CLASS_NAMES, NUM_CLASSES
-from .absorb import absorb_across_classes
+from .absorb import absorb_across_classes, reconnect_tracks
 from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
 from .options import (OptionalSpec, ThresholdSpec, host_coords, resolve_optional,  # noqa: F401
                       resolve_thresholds, step_options)
@@ -90,6 +90,8 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
                    refine_iterations: int = 0, merge_p: OptionalSpec = None,
                    connect_radius: OptionalSpec = None, connect_p: OptionalSpec = None,
                    absorb_radius: Optional[float] = None, absorb_p: Optional[float] = None,
+                   connect_max_bend: Optional[float] = None,
+                   reconnect_after_absorb: bool = False,
                    coords: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Cluster every (event, class) of a batch with greedy seeds (paper sec. II.C).
 
@@ -140,6 +142,13 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         ``absorb_radius``) a larger cluster of another class joins it when its
         centroid has ``p > absorb_p`` under the larger's kernel: undoes
         segmentation errors (:mod:`.absorb`). Off when ``absorb_p`` is None.
+    connect_max_bend : float, optional
+        Degrees: touching fragments that bend by more than this where they
+        meet are not joined by the connectivity step (:mod:`.bend`). None: no veto.
+    reconnect_after_absorb : bool
+        After the absorb step, run the connectivity step again on each
+        connected class's clusters (:func:`.absorb.reconnect_tracks`). Does
+        nothing while the absorb step is off.
     coords : torch.Tensor (N, 3), optional
         Voxel coordinates (voxel units), for the connectivity and absorb steps.
 
@@ -158,7 +167,8 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
     s0_values, p0_values = resolve_thresholds(s0, p0)
     _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
     steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p, connect_radius,
-                          connect_p, absorb_radius, absorb_p)
+                          connect_p, absorb_radius, absorb_p, connect_max_bend,
+                          reconnect_after_absorb)
     coords_np = host_coords(coords, steps, embeddings.shape[0])
     device = embeddings.device
     n = embeddings.shape[0]
@@ -260,6 +270,10 @@ def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb,
         out[part] = absorb_across_classes(coords[part], emb[part], margins[part],
                                           sorted_labels[part], semantics[part],
                                           steps["absorb_radius"], steps["absorb_p"])
+        if steps["reconnect_after_absorb"]:
+            out[part] = reconnect_tracks(coords[part], emb[part], margins[part], out[part],
+                                         semantics[part], steps["connect_radius"],
+                                         steps["connect_p"], steps["connect_max_bend"])
     return out
 
 
@@ -275,7 +289,7 @@ def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], 
         margins = margins.detach().double().cpu().numpy()
     return postprocess_segment(emb, margins, local, steps["refine_iterations"],
                                steps["merge_p"][c], coords, steps["connect_radius"][c],
-                               steps["connect_p"][c])
+                               steps["connect_p"][c], steps["connect_max_bend"])
 
 
 class SPICEClusterer:
@@ -295,6 +309,9 @@ class SPICEClusterer:
         The post-steps of :mod:`.postprocess` (see :func:`cluster_events`).
     absorb_radius, absorb_p : float, optional
         The cross-class step of :mod:`.absorb`.
+    connect_max_bend : float, optional
+    reconnect_after_absorb : bool
+        See :func:`cluster_events`.
     enabled : bool
         When False, calling returns all -1 (the chain may keep the stage but
         skip clustering).
@@ -311,7 +328,8 @@ class SPICEClusterer:
                  refine_iterations: int = 0,
                  merge_p: OptionalSpec = None, connect_radius: OptionalSpec = None,
                  connect_p: OptionalSpec = None, absorb_radius: Optional[float] = None,
-                 absorb_p: Optional[float] = None):
+                 absorb_p: Optional[float] = None, connect_max_bend: Optional[float] = None,
+                 reconnect_after_absorb: bool = False):
         if mode not in MODES:
             raise ValueError(f"clusterer mode must be one of {MODES}, got '{mode}'")
         if int(min_cluster_size) < 1:
@@ -324,7 +342,8 @@ class SPICEClusterer:
         # Validated here; the SPICE stage builds its clusterer with the chain, so a bad
         # block fails before the first event.
         self.steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p,
-                                   connect_radius, connect_p, absorb_radius, absorb_p)
+                                   connect_radius, connect_p, absorb_radius, absorb_p,
+                                   connect_max_bend, reconnect_after_absorb)
 
     @property
     def needs_coords(self) -> bool:
@@ -360,4 +379,6 @@ class SPICEClusterer:
                 f"refine_iterations={self.steps['refine_iterations']}, "
                 f"merge_p={self.steps['merge_p']}, connect_radius={self.steps['connect_radius']}, "
                 f"connect_p={self.steps['connect_p']}, absorb_radius={self.steps['absorb_radius']}, "
-                f"absorb_p={self.steps['absorb_p']})")
+                f"absorb_p={self.steps['absorb_p']}, "
+                f"connect_max_bend={self.steps['connect_max_bend']}, "
+                f"reconnect_after_absorb={self.steps['reconnect_after_absorb']})")

@@ -105,7 +105,8 @@ def resolve_optional(name: str, values: OptionalSpec, low: float = 0.0,
 def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
                  merge_p: OptionalSpec, connect_radius: OptionalSpec,
                  connect_p: OptionalSpec, absorb_radius: Optional[float] = None,
-                 absorb_p: Optional[float] = None) -> Dict:
+                 absorb_p: Optional[float] = None, connect_max_bend: Optional[float] = None,
+                 reconnect_after_absorb: bool = False) -> Dict:
     """Validated options of the steps beyond the paper (``min_seeds``, :mod:`.postprocess`,
     :mod:`.absorb`), per class where they are per class."""
     if int(refine_iterations) < 0:
@@ -116,7 +117,12 @@ def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
              "connect_radius": resolve_optional("connect_radius", connect_radius, 0.0),
              "connect_p": resolve_optional("connect_p", connect_p, 0.0, 1.0),
              "absorb_radius": None if absorb_radius is None else float(absorb_radius),
-             "absorb_p": None if absorb_p is None else float(absorb_p)}
+             "absorb_p": None if absorb_p is None else float(absorb_p),
+             "connect_max_bend": None if connect_max_bend is None else float(connect_max_bend),
+             "reconnect_after_absorb": bool(reconnect_after_absorb)}
+    bend = steps["connect_max_bend"]
+    if bend is not None and not 0.0 <= bend <= 180.0:
+        raise ValueError(f"connect_max_bend is an angle in degrees in [0, 180], got {bend}")
     if steps["absorb_p"] is not None:
         if not 0.0 <= steps["absorb_p"] <= 1.0:
             raise ValueError(f"absorb_p must be in [0, 1], got {absorb_p}")

@@ -20,7 +20,9 @@ here fix that with the same Gaussian kernels, in this order:
    touching fragments are joined only if the embeddings agree. With
    ``connect_p = 0`` this is DBSCAN (``eps = connect_radius``,
    ``min_samples = 1``): a tuned ``connect_p`` says how much the embeddings
-   add to connectivity.
+   add to connectivity. With ``max_bend`` set, fragments that meet at an
+   angle (:mod:`.bend`) stay apart even when the embeddings agree: two
+   particles touching at a vertex or a crossing.
 
 :func:`refine_labels` keeps the candidates' seed-order ids (a candidate that
 loses every voxel leaves a gap the caller closes); :func:`merge_overlapping`
@@ -35,6 +37,7 @@ from typing import Optional
 import numba
 import numpy as np
 
+from .bend import bend_angles
 from .kernels import EPS
 
 __all__ = ["refine_labels", "merge_overlapping", "connect_fragments", "postprocess_segment"]
@@ -215,7 +218,8 @@ def _log(p: float) -> float:
 
 
 def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
-                      labels: np.ndarray, radius: float, connect_p: float) -> np.ndarray:
+                      labels: np.ndarray, radius: float, connect_p: float,
+                      max_bend: Optional[float] = None) -> np.ndarray:
     """Split clusters into spatially connected fragments, re-join those that agree.
 
     Parameters
@@ -229,6 +233,9 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
     connect_p : float
         Touching fragments merge when either centroid has ``p > connect_p``
         under the other's kernel (0: every touching pair merges).
+    max_bend : float, optional
+        Degrees. Touching fragments that bend by more than this where they
+        meet stay apart whatever ``connect_p`` says (:mod:`.bend`); None: no veto.
 
     Returns
     -------
@@ -241,7 +248,9 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
     n = labels.size
     if n == 0 or labels.max() < 0:
         return labels.copy()
-    pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(radius, output_type="ndarray")
+    coords = np.asarray(coords, dtype=np.float64)
+    tree = cKDTree(coords)
+    pairs = tree.query_pairs(radius, output_type="ndarray")
     a, b = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (np.zeros(0, np.int64),) * 2
     both = (labels[a] >= 0) & (labels[b] >= 0)
     a, b = a[both], b[both]
@@ -256,6 +265,10 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         centres, sigma, _ = _centroids(emb, margins, fragment, k)
         linked = _kernel_overlap(centres, sigma, fa, fb) > _log(connect_p)
         fa, fb = fa[linked], fb[linked]
+        if max_bend is not None and fa.size:
+            bend = bend_angles(coords, fragment, fa, fb, a[~same], b[~same], tree)
+            straight = ~(bend > max_bend)  # NaN (no direction): no veto
+            fa, fb = fa[straight], fb[straight]
     component = _union_labels(k, fa, fb)
     return _first_position_order(np.where(fragment >= 0, component[np.maximum(fragment, 0)], -1))
 
@@ -264,7 +277,8 @@ def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray
                         refine_iterations: int = 0, merge_p: Optional[float] = None,
                         coords: Optional[np.ndarray] = None,
                         connect_radius: Optional[float] = None,
-                        connect_p: Optional[float] = None) -> np.ndarray:
+                        connect_p: Optional[float] = None,
+                        max_bend: Optional[float] = None) -> np.ndarray:
     """Apply the enabled steps (module docstring) to one sorted segment's labels.
 
     ``merge_p`` None skips step 2; ``connect_p`` None skips step 3 (which
@@ -276,5 +290,6 @@ def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray
     if connect_p is not None:
         if coords is None or connect_radius is None:
             raise ValueError("connect_p needs voxel coordinates and connect_radius")
-        labels = connect_fragments(coords, emb, margins, labels, connect_radius, connect_p)
+        labels = connect_fragments(coords, emb, margins, labels, connect_radius, connect_p,
+                                   max_bend)
     return labels

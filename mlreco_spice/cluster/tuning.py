@@ -145,7 +145,7 @@ def _connect_scores(segment: _Segment, s0: float, p0: float, radius: float,
     for k, connect_p in enumerate(CONNECT_P_GRID):
         found = labels if connect_p is None or not labels.size else \
             connect_fragments(segment.coords, segment.emb, segment.margins, labels, radius,
-                              connect_p)
+                              connect_p, options["max_bend"])
         out[:, k] = segment.scores(found, options["min_cluster_size"])
     return out
 
@@ -167,7 +167,9 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                     min_true_size: int = DEFAULT_MIN_TRUE_SIZE, min_cluster_size: int = 1,
                     assign_leftovers: bool = True, at_least_one_seed: bool = False,
                     refine_iterations: int = 0, merge_p=None, connect_radius=None,
-                    absorb_radius: Optional[float] = None) -> Dict:
+                    absorb_radius: Optional[float] = None,
+                    connect_max_bend: Optional[float] = None,
+                    reconnect_after_absorb: bool = False) -> Dict:
     """Grid-search ``s0`` in [0, 1] and ``p0`` in [0, 0.6] per class (then ``connect_p``).
 
     Parameters
@@ -195,6 +197,8 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         held fixed; ``connect_radius`` (per class) turns on the ``connect_p`` pass.
     absorb_radius : float, optional
         Turns on the ``absorb_p`` pass (events are then kept in memory).
+    connect_max_bend, reconnect_after_absorb
+        Held fixed in the ``connect_p`` and ``absorb_p`` passes.
 
     Returns
     -------
@@ -213,7 +217,8 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     radius = resolve_optional("connect_radius", connect_radius, 0.0)
     options = [{"assign_leftovers": bool(assign_leftovers), "min_seeds": int(bool(at_least_one_seed)),
                 "refine_iterations": int(refine_iterations), "merge_p": merge[c],
-                "min_cluster_size": int(min_cluster_size)} for c in range(len(CLASS_NAMES))]
+                "min_cluster_size": int(min_cluster_size), "max_bend": connect_max_bend}
+               for c in range(len(CLASS_NAMES))]
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -267,7 +272,9 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         clusterer = dict(s0=result["s0"], p0=result["p0"], connect_p=result["connect_p"],
                          connect_radius=connect_radius, merge_p=merge_p,
                          refine_iterations=refine_iterations, at_least_one_seed=at_least_one_seed,
-                         min_cluster_size=min_cluster_size, assign_leftovers=assign_leftovers)
+                         min_cluster_size=min_cluster_size, assign_leftovers=assign_leftovers,
+                         connect_max_bend=connect_max_bend,
+                         reconnect_after_absorb=reconnect_after_absorb)
         result["absorb_p"], scores = _tune_absorb(kept, clusterer, float(absorb_radius),
                                                   min_true_size, wanted)
         for name, value in scores.items():
@@ -353,7 +360,8 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
     files, max_events)``, which yields dicts with :data:`EVENT_KEYS`. The
     clusterer options (``min_cluster_size``, ``assign_leftovers``,
     ``at_least_one_seed``, ``refine_iterations``, ``merge_p``,
-    ``connect_radius``, ``absorb_radius``) and ``analysis.min_true_size`` are read from
+    ``connect_radius``, ``absorb_radius``, ``connect_max_bend``,
+    ``reconnect_after_absorb``) and ``analysis.min_true_size`` are read from
     ``cfg``.
 
     Returns
@@ -372,7 +380,9 @@ def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: 
         at_least_one_seed=bool(clusterer.get("at_least_one_seed", False)),
         refine_iterations=int(clusterer.get("refine_iterations", 0)),
         merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"),
-        absorb_radius=clusterer.get("absorb_radius"))
+        absorb_radius=clusterer.get("absorb_radius"),
+        connect_max_bend=clusterer.get("connect_max_bend"),
+        reconnect_after_absorb=bool(clusterer.get("reconnect_after_absorb", False)))
     write_thresholds(output, result)
     log.info("wrote %s (%.0f s)", output, result["seconds"])
     return result

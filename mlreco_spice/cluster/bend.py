@@ -1,0 +1,89 @@
+"""How sharply two touching fragments bend where they meet (the connectivity step's veto).
+
+Two pieces of one track continue each other: near the contact they leave it in
+opposite directions. Two particles that touch (tracks from a common vertex, a
+track crossing another, a delta ray on a muon) meet at an angle. An
+undertrained SPICE model cannot always tell these apart, since its embeddings
+are continuous across a contact and a long track's halves may have centroids
+further apart than two particles at a vertex (BENCHMARKS.md, "Seed search
+refinements"); the local geometry can.
+
+For a pair of fragments, the contact point is the mean position of their
+touching voxel pairs. Each fragment's direction is the principal axis of its
+voxels within :data:`BEND_WINDOW` voxels of that point, oriented away from it.
+The *bend* is the angle between one direction and the reverse of the other:
+0 degrees for a straight continuation, 90 for a right angle, 180 for two
+fragments folding back onto each other. A fragment with fewer than
+:data:`MIN_WINDOW_VOXELS` voxels in the window has no direction and the bend
+is undefined (NaN): the caller does not veto such pairs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BEND_WINDOW", "MIN_WINDOW_VOXELS", "bend_angles"]
+
+#: Radius (voxels, 4.5 cm at 3 mm) of the window in which each fragment's direction is
+#: taken: long enough for a straight fit of a track, short enough to stay local.
+BEND_WINDOW = 15.0
+#: Fewest voxels of a fragment in the window for its direction to count.
+MIN_WINDOW_VOXELS = 3
+
+
+def _direction(points: np.ndarray) -> np.ndarray:
+    """Principal axis of ``points`` (relative to the contact), pointing away from it."""
+    _, vectors = np.linalg.eigh(np.cov(points.T))
+    axis = vectors[:, -1]
+    return axis if float((points @ axis).mean()) >= 0 else -axis
+
+
+def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
+                second: np.ndarray, contact_a: np.ndarray, contact_b: np.ndarray,
+                tree=None) -> np.ndarray:
+    """Bend angle (degrees) where fragments ``first[i]`` and ``second[i]`` touch.
+
+    Parameters
+    ----------
+    coords : array (n, 3)
+        Voxel coordinates (voxel units).
+    fragment : int array (n,)
+        Fragment id per voxel (-1: none).
+    first, second : int arrays (m,)
+        Fragment ids of each pair.
+    contact_a, contact_b : int arrays (k,)
+        Touching voxel pairs between different fragments (indices into
+        ``coords``); those of pair ``i`` are where ``{fragment[a], fragment[b]}``
+        is ``{first[i], second[i]}``.
+    tree : scipy.spatial.cKDTree, optional
+        A tree over ``coords``, if the caller has one.
+
+    Returns
+    -------
+    float array (m,)
+        Angles in [0, 180]; NaN where a fragment has too few voxels near the contact.
+    """
+    from scipy.spatial import cKDTree
+
+    coords = np.asarray(coords, dtype=np.float64)
+    out = np.full(len(first), np.nan)
+    if not len(first):
+        return out
+    tree = cKDTree(coords) if tree is None else tree
+    k = int(fragment.max()) + 1
+    pair_key = np.minimum(first, second) * k + np.maximum(first, second)
+    fa, fb = fragment[contact_a], fragment[contact_b]
+    contact_key = np.minimum(fa, fb) * k + np.maximum(fa, fb)
+    for i, key in enumerate(pair_key):
+        touching = contact_key == key
+        centre = np.concatenate((coords[contact_a[touching]], coords[contact_b[touching]])).mean(0)
+        near = np.asarray(tree.query_ball_point(centre, BEND_WINDOW), dtype=np.int64)
+        directions = []
+        for frag in (first[i], second[i]):
+            points = coords[near[fragment[near] == frag]] - centre
+            if len(points) < MIN_WINDOW_VOXELS:
+                break
+            directions.append(_direction(points))
+        if len(directions) == 2:
+            cosine = float(np.clip(-directions[0] @ directions[1], -1.0, 1.0))
+            out[i] = np.degrees(np.arccos(cosine))
+    return out

@@ -1,0 +1,123 @@
+"""The connectivity step's bend veto and the connectivity step repeated after absorption."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlreco_spice.cluster import SPICEClusterer, cluster_events
+from mlreco_spice.cluster.absorb import absorb_across_classes, reconnect_tracks
+from mlreco_spice.cluster.bend import bend_angles
+from mlreco_spice.cluster.postprocess import connect_fragments
+from mlreco_spice.config import load_config
+
+
+def line(start, direction, n):
+    direction = np.asarray(direction, float) / np.linalg.norm(direction)
+    return np.asarray(start, float) + np.outer(np.arange(n), direction)
+
+
+def two_fragments(angle_deg, n=20):
+    """Fragment 0 along +x ending at the origin region; fragment 1 leaving it at ``angle_deg``
+    from the straight continuation."""
+    first = line((-n, 0, 0), (1, 0, 0), n)                     # x = -n .. -1
+    a = np.radians(angle_deg)
+    second = line((0, 0, 0), (np.cos(a), np.sin(a), 0), n)   # starts at the origin
+    coords = np.concatenate([first, second])
+    labels = np.repeat([0, 1], n)
+    return coords, labels
+
+
+@pytest.mark.parametrize("angle", [0.0, 20.0, 45.0, 90.0, 150.0])
+def test_bend_angle_is_the_deviation_from_a_straight_continuation(angle):
+    coords, labels = two_fragments(angle)
+    touching = [(i, j) for i in range(40) for j in range(40)
+                if labels[i] == 0 and labels[j] == 1
+                and np.linalg.norm(coords[i] - coords[j]) <= 1.5]
+    a, b = np.array(touching).T
+    bend = bend_angles(coords, labels, np.array([0]), np.array([1]), a, b)
+    assert bend[0] == pytest.approx(angle, abs=3.0)
+
+
+def test_too_few_voxels_near_the_contact_give_no_direction():
+    coords, labels = two_fragments(90.0)
+    coords, labels = coords[:22], labels[:22]                  # fragment 1 keeps 2 voxels
+    bend = bend_angles(coords, labels, np.array([0]), np.array([1]),
+                       np.array([19]), np.array([20]))
+    assert np.isnan(bend[0])
+
+
+def test_connect_joins_a_straight_track_and_keeps_a_kink_apart():
+    emb, margins = np.zeros((40, 3)), np.full(40, 0.5)         # embeddings agree everywhere
+    for angle, joined in ((10.0, True), (60.0, False)):
+        coords, labels = two_fragments(angle)
+        plain = connect_fragments(coords, emb, margins, labels, 1.5, 0.1)
+        assert np.unique(plain).size == 1                    # without the veto: one cluster
+        veto = connect_fragments(coords, emb, margins, labels, 1.5, 0.1, max_bend=30.0)
+        assert (np.unique(veto).size == 1) == joined
+        # The veto only ever keeps apart what the embeddings would join.
+        strict = connect_fragments(coords, emb + labels[:, None], margins, labels, 1.5, 0.9,
+                                   max_bend=30.0)
+        assert np.unique(strict).size == 2
+
+
+def broken_muon():
+    """A straight MIP track whose middle stretch the segmentation called Shower."""
+    coords = line((0, 0, 0), (1, 0, 0), 60)
+    semantics = np.ones(60, dtype=np.int64)
+    semantics[25:32] = 2
+    # The MIP class cut the track at the gap: two MIP clusters, one Shower cluster.
+    labels = np.where(np.arange(60) < 25, 0, 1)
+    labels[25:32] = 2
+    return coords, semantics, labels
+
+
+def test_reconnect_joins_track_pieces_through_an_absorbed_stretch():
+    coords, semantics, labels = broken_muon()
+    emb, margins = np.zeros((60, 3)), np.full(60, 0.5)
+    absorbed = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.1)
+    # The Shower stretch joins one MIP piece; the other piece is still apart.
+    assert np.unique(absorbed).size == 2
+    connect_p = [None, 0.1, None, None, None]
+    radius = [None, 1.5, None, None, None]
+    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, radius, connect_p, 30.0)
+    assert np.unique(out).tolist() == [0]
+    # Classes without a connectivity step are left alone.
+    untouched = reconnect_tracks(coords, emb, margins, absorbed, semantics, radius,
+                                 [None] * 5, 30.0)
+    assert untouched.tolist() == absorbed.tolist()
+    # Unclustered voxels stay -1.
+    absorbed[:3] = -1
+    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, radius, connect_p, 30.0)
+    assert (out[:3] == -1).all() and np.unique(out[3:]).size == 1
+
+
+def test_cluster_events_with_bend_and_reconnect():
+    coords, semantics, _ = broken_muon()
+    emb = np.zeros((60, 3))
+    emb[:, 0] = np.where(np.arange(60) < 28, 0.0, 0.5)       # two seeds' worth of embeddings
+    margins = np.full(60, 0.2)
+    seediness = np.full(60, 0.9)
+    args = [torch.as_tensor(x) for x in (emb, margins, seediness, semantics, np.zeros(60))]
+    options = dict(s0=0.5, p0=0.5, connect_radius=1.5, connect_p={"MIP": 0.0},
+                   connect_max_bend=30.0, absorb_radius=1.5, absorb_p=0.0,
+                   coords=torch.as_tensor(coords))
+    without = cluster_events(*args, **options).numpy()
+    with_ = cluster_events(*args, reconnect_after_absorb=True, **options).numpy()
+    assert np.unique(without).size == 2 and np.unique(with_).size == 1
+    backends = [cluster_events(*args, reconnect_after_absorb=True, backend=b, **options)
+                for b in ("numba", "torch")]
+    assert torch.equal(*backends)
+
+
+def test_options_are_validated_and_read_from_the_clusterer_block():
+    with pytest.raises(ValueError, match="connect_max_bend"):
+        SPICEClusterer(connect_max_bend=200.0)
+    clusterer = SPICEClusterer(connect_radius=3.0, connect_p=0.1, connect_max_bend=25,
+                               absorb_radius=3.0, absorb_p=0.1, reconnect_after_absorb=True)
+    assert clusterer.steps["connect_max_bend"] == 25.0
+    assert clusterer.steps["reconnect_after_absorb"] is True
+    assert "reconnect_after_absorb=True" in repr(clusterer)
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "chain_configs" / "predict.yaml"))
+    block = cfg["model"]["modules"]["spice"]["clusterer"]
+    assert block["connect_max_bend"] > 0 and block["reconnect_after_absorb"] is True
