@@ -75,21 +75,56 @@ def broken_muon():
 def test_reconnect_joins_track_pieces_through_an_absorbed_stretch():
     coords, semantics, labels = broken_muon()
     emb, margins = np.zeros((60, 3)), np.full(60, 0.5)
-    absorbed = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.1)
+    absorbed, units = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.1,
+                                            return_units=True)
     # The Shower stretch joins one MIP piece; the other piece is still apart.
     assert np.unique(absorbed).size == 2
+    assert np.array_equal(units, labels)       # each cluster joined its root directly
+    assert np.array_equal(absorb_across_classes(coords, emb, margins, labels, semantics, 1.5,
+                                                0.1), absorbed)
     connect_p = [None, 0.1, None, None, None]
     radius = [None, 1.5, None, None, None]
-    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, radius, connect_p, 30.0)
+    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, units, radius, connect_p,
+                           30.0)
     assert np.unique(out).tolist() == [0]
     # Classes without a connectivity step are left alone.
-    untouched = reconnect_tracks(coords, emb, margins, absorbed, semantics, radius,
+    untouched = reconnect_tracks(coords, emb, margins, absorbed, semantics, units, radius,
                                  [None] * 5, 30.0)
     assert untouched.tolist() == absorbed.tolist()
     # Unclustered voxels stay -1.
     absorbed[:3] = -1
-    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, radius, connect_p, 30.0)
+    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, units, radius, connect_p,
+                           30.0)
     assert (out[:3] == -1).all() and np.unique(out[3:]).size == 1
+
+
+def test_reconnect_keeps_an_absorbed_unit_whole():
+    # A muon along x; at its end a Michel (class 4) with a bit 5 voxels off it, and two
+    # Shower voxels clustered apart that the Michel absorbed before the muon absorbed it.
+    muon = line((0, 0, 0), (1, 0, 0), 40)
+    michel = line((40, 1, 0), (0, 1, 0), 8)                  # touches the muon's end
+    bit = line((40, 14, 0), (0, 1, 0), 3)                    # 6 voxels past the Michel
+    shower = np.array([[40.0, 9.0, 0.0], [40.0, 10.0, 0.0]])  # touches the Michel
+    coords = np.concatenate([muon, michel, bit, shower])
+    semantics = np.array([1] * 40 + [4] * 11 + [2] * 2)
+    labels = np.array([0] * 40 + [1] * 11 + [2] * 2)
+    emb, margins = np.zeros((len(coords), 3)), np.full(len(coords), 0.5)
+    absorbed, units = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.1,
+                                            return_units=True)
+    assert np.unique(absorbed).size == 1     # shower -> Michel -> muon
+    assert units[-2:].tolist() == [1, 1]     # the shower voxels belong to the Michel's unit
+    args = (coords, emb, margins, absorbed, semantics, units, [None, 1.5, None, None, None],
+            [None, 0.0, None, None, None])
+    # The muon and the Michel touch: one piece. The Michel's bit does not touch it, yet
+    # goes where most of its unit is instead of becoming a cluster of its own.
+    for bend in (30.0, None):
+        assert np.unique(reconnect_tracks(*args, bend)).size == 1
+    # A unit mostly apart from the track leaves it: move the Michel itself away too.
+    far = coords.copy()
+    far[40:48, 1] += 3.0
+    out = reconnect_tracks(far, *args[1:], 30.0)
+    assert np.unique(out[:40]).size == 1 and np.unique(out[40:]).size == 1
+    assert out[0] != out[40]
 
 
 def test_cluster_events_with_bend_and_reconnect():

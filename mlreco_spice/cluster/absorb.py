@@ -24,8 +24,9 @@ connectivity step of :mod:`.postprocess` again on the clusters of each class
 that has one, the class of a cluster being its majority. Why: a stretch of
 track the segmentation gave to another class leaves a gap that cut the track
 in two before absorption; once the stretch is absorbed, the two pieces touch
-through it and can be joined. It also splits what an absorbed cluster brought
-that does not touch the track.
+through it and can be joined. Absorbed material that does not touch the track
+leaves it again, one absorbed unit at a time (never shattered into its
+disconnected bits).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ __all__ = ["absorb_across_classes", "reconnect_tracks"]
 
 def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
                           labels: np.ndarray, semantics: np.ndarray, radius: float,
-                          absorb_p: float) -> np.ndarray:
+                          absorb_p: float, return_units: bool = False):
     """Absorb small clusters into touching clusters of another class (one event).
 
     Parameters
@@ -58,11 +59,18 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
         Voxels at distance ``<= radius`` touch.
     absorb_p : float
         Kernel value the smaller cluster's centroid needs under the larger's.
+    return_units : bool
+        Also return each voxel's absorbed unit (for :func:`reconnect_tracks`).
 
     Returns
     -------
     int64 array (n,)
         New ids (0..K-1, order kept); unclustered voxels stay -1.
+    int64 array (n,), only with ``return_units``
+        The unit: for a voxel of an absorbed cluster, the cluster (input id)
+        that joined the final cluster directly, i.e. the absorbed cluster
+        together with whatever it had absorbed itself; for the absorbing
+        cluster's own voxels, its own id. -1 where unclustered.
     """
     from scipy.spatial import cKDTree
 
@@ -70,7 +78,7 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     semantics = np.asarray(semantics, dtype=np.int64)
     clustered = labels >= 0
     if clustered.sum() < 2:
-        return labels.copy()
+        return (labels.copy(), labels.copy()) if return_units else labels.copy()
     ids, inverse = np.unique(labels[clustered], return_inverse=True)
     k = ids.size
     local = np.full(labels.size, -1, dtype=np.int64)
@@ -86,7 +94,7 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
 
     pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(radius, output_type="ndarray")
     if len(pairs) == 0:
-        return labels.copy()
+        return (labels.copy(), labels.copy()) if return_units else labels.copy()
     a, b = local[pairs[:, 0]], local[pairs[:, 1]]
     cross = (a >= 0) & (b >= 0) & (a != b)
     a, b = a[cross], b[cross]
@@ -105,6 +113,7 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
         order = np.lexsort((log_p, small))
         last = np.r_[small[order][1:] != small[order][:-1], True]
         parent[small[order][last]] = big[order][last]
+    direct = parent.copy()
     # Parents are strictly larger, so following them ends; k steps bound any chain.
     for _ in range(k):
         nxt = parent[parent]
@@ -114,20 +123,42 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     root = parent[inverse]
     out = np.full(labels.size, -1, dtype=np.int64)
     out[clustered] = np.unique(ids[root], return_inverse=True)[1]
-    return out
+    if not return_units:
+        return out
+    # Unit: the root's direct child on each cluster's chain (the root for itself).
+    unit = np.arange(k)
+    for _ in range(k):
+        nxt = np.where(direct[unit] != parent[unit], direct[unit], unit)
+        if np.array_equal(nxt, unit):
+            break
+        unit = nxt
+    units = np.full(labels.size, -1, dtype=np.int64)
+    units[clustered] = ids[unit[inverse]]
+    return out, units
 
 
 def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
-                     labels: np.ndarray, semantics: np.ndarray,
+                     labels: np.ndarray, semantics: np.ndarray, units: np.ndarray,
                      connect_radius: Sequence[Optional[float]],
                      connect_p: Sequence[Optional[float]],
                      max_bend: Optional[float] = None) -> np.ndarray:
     """The connectivity step again, per class, on one event's clusters after absorption.
 
+    Each cluster whose majority class ``c`` has a connectivity step is split
+    into pieces connected within ``connect_radius`` and touching pieces are
+    re-joined as in :func:`.postprocess.connect_fragments`. A piece with no
+    voxel of class ``c`` is material an absorbed cluster brought; it goes,
+    with the rest of its absorbed unit, to the piece holding most of that unit:
+    so a Michel absorbed by its muon is not shattered into its disconnected
+    bits, while a unit that mostly does not touch the track leaves it.
+
     Parameters
     ----------
     coords, emb, margins, labels, semantics
         As in :func:`absorb_across_classes` (``labels`` after it).
+    units : int array (n,)
+        The absorbed unit of each voxel (``absorb_across_classes(...,
+        return_units=True)``).
     connect_radius, connect_p : sequences of 5 optional floats
         The per-class connectivity settings; classes with ``connect_p`` None
         are left alone.
@@ -156,6 +187,14 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
             continue
         found = connect_fragments(coords[members], emb[members], margins[members],
                                   labels[members], radius, p, max_bend)
+        n_pieces = int(found.max()) + 1
+        own = np.zeros(n_pieces, dtype=bool)
+        own[found[semantics[members] == c]] = True
+        _, unit = np.unique(units[members], return_inverse=True)
+        unit = unit.reshape(-1)
+        share = np.zeros((int(unit.max()) + 1, n_pieces), dtype=np.int64)
+        np.add.at(share, (unit, found), 1)
+        found = np.where(own[found], found, share.argmax(axis=1)[unit])
         out[members] = found + next_id  # fresh ids: no clash with other classes' clusters
-        next_id += int(found.max()) + 1
+        next_id += n_pieces
     return np.unique(out, return_inverse=True)[1].reshape(-1) - int((out < 0).any())

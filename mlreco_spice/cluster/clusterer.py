@@ -267,12 +267,12 @@ def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb,
         stops[event] = stop
     for event, start in starts.items():
         part = slice(start, stops[event])
-        out[part] = absorb_across_classes(coords[part], emb[part], margins[part],
-                                          sorted_labels[part], semantics[part],
-                                          steps["absorb_radius"], steps["absorb_p"])
+        out[part], units = absorb_across_classes(
+            coords[part], emb[part], margins[part], sorted_labels[part], semantics[part],
+            steps["absorb_radius"], steps["absorb_p"], return_units=True)
         if steps["reconnect_after_absorb"]:
             out[part] = reconnect_tracks(coords[part], emb[part], margins[part], out[part],
-                                         semantics[part], steps["connect_radius"],
+                                         semantics[part], units, steps["connect_radius"],
                                          steps["connect_p"], steps["connect_max_bend"])
     return out
 
