@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import torch
 
@@ -16,7 +17,7 @@ from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DistContext", "init_distributed", "pick_device"]
+__all__ = ["DistContext", "init_distributed", "pick_device", "mean_of_dicts"]
 
 
 @dataclass
@@ -39,9 +40,27 @@ class DistContext:
         if self.enabled:
             torch.distributed.barrier()
 
+    def mean_over_ranks(self, values: Mapping[str, float]) -> Dict[str, float]:
+        """Each value averaged over the ranks (collective: every rank must call it)."""
+        if not self.enabled:
+            return dict(values)
+        gathered: List[Optional[Dict[str, float]]] = [None] * self.world_size
+        torch.distributed.all_gather_object(gathered, dict(values))
+        return mean_of_dicts(gathered)
+
     def close(self) -> None:
         if self.enabled and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def mean_of_dicts(dicts: Sequence[Mapping[str, float]]) -> Dict[str, float]:
+    """Per key, the mean over the dicts that have it.
+
+    Why not a plain all-reduce: per-class loss terms exist only on ranks whose
+    event has that class, so the ranks' key sets differ.
+    """
+    keys = sorted(set().union(*dicts))
+    return {k: sum(d[k] for d in dicts if k in d) / sum(1 for d in dicts if k in d) for k in keys}
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:

@@ -6,7 +6,8 @@
 * ``checkpoint-<iteration>.pt``: model, optimiser, scheduler, RNG and the
   config, written atomically every ``train.checkpoint_every`` iterations and
   at the end (the last ``train.keep_checkpoints`` are kept);
-* ``train_log.csv``: one row per logged iteration with every loss term;
+* ``train_log.csv``: one row per logged iteration with every loss term
+  (under torchrun, each term averaged over the ranks that have it);
 * ``config.yaml``: the complete config of the run;
 * ``skipped.csv``: events skipped as bad, with file, entry and reason.
 
@@ -35,7 +36,7 @@ from .config import dump_config
 from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
 from .sampling import IterationBatchSampler
-from .training_log import SkipRecorder, TrainLog
+from .training_log import SkipRecorder, TrainLog, scalar_terms
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
             iteration += 1
             elapsed = time.perf_counter() - tick
             if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
-                train_log.write(iteration, terms, optimizer.param_groups[0]["lr"], elapsed)
+                # Every rank takes part (a collective); rank 0 writes the means.
+                train_log.write(iteration, dist.mean_over_ranks(scalar_terms(terms)),
+                                optimizer.param_groups[0]["lr"], elapsed)
             bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", refresh=False)
             bar.update(1)
             if iteration % int(tcfg["checkpoint_every"]) == 0 or iteration == total:

@@ -19,7 +19,7 @@ from .atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainLog", "SkipRecorder", "read_train_log"]
+__all__ = ["TrainLog", "SkipRecorder", "read_train_log", "scalar_terms"]
 
 _FIXED = ("iteration", "lr", "time_s", "wall_time")
 
@@ -70,8 +70,7 @@ class TrainLog:
         """Append one row; scalar tensors only (per-class vectors are skipped)."""
         if not self.enabled:
             return
-        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
-                  for k, v in terms.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
+        values = scalar_terms(terms)
         if self.columns is None:
             self.columns = list(_FIXED) + sorted(values)
             self._stream = open(self.path, "w", newline="")
@@ -85,6 +84,12 @@ class TrainLog:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+
+
+def scalar_terms(terms: Mapping[str, object]) -> Dict[str, float]:
+    """The scalar loss terms as floats (tensors with more than one value are left out)."""
+    return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+            for k, v in terms.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
 
 
 def _fmt(value) -> str:

@@ -96,6 +96,13 @@ def _ddp_script(tmp_path):
         "import os, sys, torch\n"
         "from mlreco_spice.config import load_config\n"
         "from mlreco_spice.train import train\n"
+        "import mlreco_spice.distributed as D\n"
+        "mean, calls = D.DistContext.mean_over_ranks, [0]\n"
+        "def spy(self, values):  # the k-th logged row is iteration k (log_every 1)\n"
+        "    calls[0] += 1\n"
+        "    print(f'LOSS {self.rank} {calls[0]} {values[\"loss\"]!r}', file=sys.stderr, flush=True)\n"
+        "    return mean(self, values)\n"
+        "D.DistContext.mean_over_ranks = spy\n"
         "cfg = load_config(sys.argv[1], sys.argv[3:])\n"
         "result = train(cfg, progress=False)\n"
         "torch.save(result.model.state_dict(), os.path.join(sys.argv[2], f\"rank{os.environ['RANK']}.pt\"))\n")
@@ -121,6 +128,17 @@ def test_torchrun_two_processes_gloo_identical_parameters(tiny_files, tmp_path):
         assert torch.equal(a[key], b[key]), key
     rows = read_train_log(out / "train_log.csv")  # rank 0 only writes
     assert [int(r["iteration"]) for r in rows] == list(range(1, 9))
+    # The logged terms are the ranks' means: each rank logs its own to stderr (script).
+    per_rank = {}
+    for line in proc.stderr.splitlines():
+        if "LOSS " in line:
+            _, rank, iteration, value = line[line.index("LOSS "):].split()
+            per_rank.setdefault(int(iteration), {})[int(rank)] = float(value)
+    assert sorted(per_rank) == list(range(1, 9))
+    for row in rows:
+        losses = per_rank[int(row["iteration"])]
+        assert len(losses) == 2 and losses[0] != losses[1]
+        assert float(row["loss"]) == pytest.approx((losses[0] + losses[1]) / 2, rel=1e-5)
     seed_keys = [k for k in a if "seed" in k]
     assert seed_keys, "the seediness branch should exist"
 
@@ -144,3 +162,11 @@ def test_sigint_saves_checkpoint_and_exits_cleanly(tiny_files, tmp_path):
     done = load_checkpoint(ckpts[0])["iteration"]
     assert done >= 3
     assert "resume with --resume" in err
+
+
+def test_mean_of_dicts_averages_each_key_over_the_ranks_that_have_it():
+    from mlreco_spice.distributed import DistContext, mean_of_dicts
+
+    merged = mean_of_dicts([{"loss": 1.0, "mask_Michel": 0.5}, {"loss": 3.0}])
+    assert merged == {"loss": 2.0, "mask_Michel": 0.5}
+    assert DistContext().mean_over_ranks({"loss": 1.5}) == {"loss": 1.5}  # one process

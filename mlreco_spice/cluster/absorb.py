@@ -30,9 +30,9 @@ disconnected bits).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Optional, Sequence
+
+import numpy as np
 
 from .kernels import EPS
 from .postprocess import connect_fragments
