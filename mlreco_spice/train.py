@@ -247,6 +247,8 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
             if batch["batch_size"] == 0:
                 log.warning("iteration %d: every event of the batch was skipped", iteration)
                 iteration += 1
+                if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
+                    dist.mean_over_ranks({})  # the other ranks wait for this rank's terms
                 bar.update(1)
                 continue
             optimizer.zero_grad(set_to_none=True)

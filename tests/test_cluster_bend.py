@@ -156,3 +156,49 @@ def test_options_are_validated_and_read_from_the_clusterer_block():
     cfg = load_config(str(Path(__file__).resolve().parents[1] / "chain_configs" / "predict.yaml"))
     block = cfg["model"]["modules"]["spice"]["clusterer"]
     assert block["connect_max_bend"] > 0 and block["reconnect_after_absorb"] is True
+
+
+def michel_beyond_a_gap():
+    """A muon; a Michel with 2 voxels at its end and 4 more past a 4-voxel gap."""
+    muon = line((0, 0, 0), (1, 0, 0), 40)
+    near = line((40, 0, 0), (1, 0, 0), 2)
+    far = line((46, 0, 0), (1, 0, 0), 4)
+    coords = np.concatenate([muon, near, far])
+    semantics = np.array([1] * 40 + [4] * 6)
+    return coords, semantics
+
+
+def test_reconnect_moves_a_unit_whole_to_where_most_of_it_is():
+    coords, semantics = michel_beyond_a_gap()
+    labels = np.array([0] * 40 + [1] * 6)
+    emb, margins = np.zeros((46, 3)), np.full(46, 0.5)
+    absorbed, units = absorb_across_classes(coords, emb, margins, labels, semantics, 1.5, 0.0,
+                                            return_units=True)
+    assert np.unique(absorbed).size == 1
+    out = reconnect_tracks(coords, emb, margins, absorbed, semantics, units,
+                           [None, 1.5, None, None, None], [None, 0.0, None, None, None], 25.0)
+    # Most of the Michel does not touch the muon: all of it leaves, none of it is cut.
+    assert np.unique(out[40:]).size == 1 and out[40] != out[0]
+    assert np.unique(out[:40]).size == 1
+
+
+def test_min_cluster_size_holds_after_reconnect():
+    coords, semantics = michel_beyond_a_gap()
+    n = len(coords)
+    seeds = np.where(np.arange(n) < 40, 0.9, 0.8)
+    args = [torch.as_tensor(x) for x in (np.zeros((n, 3)), np.full(n, 0.5), seeds, semantics,
+                                         np.zeros(n))]
+    options = dict(s0=0.5, p0=0.5, connect_radius=1.5, connect_p={"MIP": 0.0},
+                   connect_max_bend=25.0, absorb_radius=1.5, absorb_p=0.0,
+                   reconnect_after_absorb=True, coords=torch.as_tensor(coords))
+    found = cluster_events(*args, **options).numpy()
+    assert sorted(np.bincount(found[found >= 0]).tolist()) == [6, 40]
+    small = cluster_events(*args, min_cluster_size=7, **options).numpy()
+    assert (small[40:] == -1).all() and np.unique(small[:40]).tolist() == [0]
+
+
+def test_tuning_rejects_a_bad_bend_before_the_grid_search():
+    from mlreco_spice.cluster.tuning import tune_thresholds
+
+    with pytest.raises(ValueError, match="connect_max_bend"):
+        tune_thresholds([], connect_radius=2.0, connect_max_bend=-10.0, progress=False)

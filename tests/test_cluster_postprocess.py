@@ -246,14 +246,11 @@ def test_absorb_in_cluster_events_and_its_errors():
         cluster_events(*as_tensors(ev), absorb_radius=2.0, absorb_p=0.1)
 
 
-@pytest.mark.parametrize("later_steps", [{}, {"connect_max_bend": 30.0,
-                                               "reconnect_after_absorb": True}])
-def test_tuning_picks_absorb_p_consistent_with_the_clusterer(later_steps):
+def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
     from mlreco_spice.cluster.tuning import ABSORB_P_GRID
 
     events = [with_segmentation_errors(make_event(s)) for s in range(2)]
-    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0,
-                 **later_steps)
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
     result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
     # Rows SPICE did not process (NaN outputs, class -1) are left out, as in inference.
     for ev in events:
@@ -276,3 +273,27 @@ def test_tuning_picks_absorb_p_consistent_with_the_clusterer(later_steps):
             aris += [r["ari"] for r in evaluate_event(ev["truth_instance"], labels.numpy(),
                                                       ev["truth_semantic"], classes=[name])]
         assert np.mean(aris) == pytest.approx(result["scores"][name]["ari"], abs=1e-12)
+
+
+def test_absorb_pass_scores_the_bend_veto_and_reconnect_as_the_clusterer_does():
+    from mlreco_spice.cluster.tuning import _tune_absorb
+
+    events = [with_segmentation_errors(make_event(s)) for s in range(2)]
+    clusterer = dict(s0=0.5, p0=0.3, at_least_one_seed=True, refine_iterations=3, merge_p=0.5,
+                     connect_radius=2.0, connect_p={"HIP": 0.0, "MIP": 0.0},
+                     connect_max_bend=30.0, reconnect_after_absorb=True)
+    absorb_p, scores = _tune_absorb(events, clusterer, 2.0, 10, range(len(CLASS_NAMES)))
+    full = SPICEClusterer(absorb_radius=2.0, absorb_p=absorb_p, **clusterer)
+    plain = SPICEClusterer(absorb_radius=2.0, absorb_p=absorb_p,
+                           **dict(clusterer, connect_max_bend=None, reconnect_after_absorb=False))
+    changed = 0
+    for name in CLASS_NAMES:
+        aris = []
+        for ev in events:
+            coords = torch.as_tensor(ev["coords"])
+            labels = full(*as_tensors(ev), coords=coords).numpy()
+            changed += not np.array_equal(labels, plain(*as_tensors(ev), coords=coords).numpy())
+            aris += [r["ari"] for r in evaluate_event(ev["truth_instance"], labels,
+                                                      ev["truth_semantic"], classes=[name])]
+        assert np.mean(aris) == pytest.approx(scores[name]["ari"], abs=1e-12)
+    assert changed  # the two steps matter on these events, so the check above can fail

@@ -24,9 +24,10 @@ connectivity step of :mod:`.postprocess` again on the clusters of each class
 that has one, the class of a cluster being its majority. Why: a stretch of
 track the segmentation gave to another class leaves a gap that cut the track
 in two before absorption; once the stretch is absorbed, the two pieces touch
-through it and can be joined. Absorbed material that does not touch the track
-leaves it again, one absorbed unit at a time (never shattered into its
-disconnected bits).
+through it and can be joined. Absorbed material (voxels of other classes)
+stays with its absorbed unit and goes where most of that unit is: it leaves
+the track when most of it does not touch it, and is never shattered into its
+disconnected bits.
 """
 from __future__ import annotations
 
@@ -146,11 +147,11 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
 
     Each cluster whose majority class ``c`` has a connectivity step is split
     into pieces connected within ``connect_radius`` and touching pieces are
-    re-joined as in :func:`.postprocess.connect_fragments`. A piece with no
-    voxel of class ``c`` is material an absorbed cluster brought; it goes,
-    with the rest of its absorbed unit, to the piece holding most of that unit:
-    so a Michel absorbed by its muon is not shattered into its disconnected
-    bits, while a unit that mostly does not touch the track leaves it.
+    re-joined as in :func:`.postprocess.connect_fragments`. Voxels of other
+    classes (what absorbed clusters brought) then go, unit by unit, to the
+    piece holding most of their unit: a Michel absorbed by its muon is not cut
+    at its own gaps, and a unit that mostly does not touch the track leaves it
+    whole.
 
     Parameters
     ----------
@@ -188,13 +189,11 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         found = connect_fragments(coords[members], emb[members], margins[members],
                                   labels[members], radius, p, max_bend)
         n_pieces = int(found.max()) + 1
-        own = np.zeros(n_pieces, dtype=bool)
-        own[found[semantics[members] == c]] = True
         _, unit = np.unique(units[members], return_inverse=True)
         unit = unit.reshape(-1)
         share = np.zeros((int(unit.max()) + 1, n_pieces), dtype=np.int64)
         np.add.at(share, (unit, found), 1)
-        found = np.where(own[found], found, share.argmax(axis=1)[unit])
+        found = np.where(semantics[members] == c, found, share.argmax(axis=1)[unit])
         out[members] = found + next_id  # fresh ids: no clash with other classes' clusters
         next_id += n_pieces
     return np.unique(out, return_inverse=True)[1].reshape(-1) - int((out < 0).any())

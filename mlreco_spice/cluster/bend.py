@@ -16,6 +16,11 @@ The *bend* is the angle between one direction and the reverse of the other:
 fragments folding back onto each other. A fragment with fewer than
 :data:`MIN_WINDOW_VOXELS` voxels in the window has no direction and the bend
 is undefined (NaN): the caller does not veto such pairs.
+
+Known limit: where a piece touches the *middle* of another (a branch leaving a
+track, a shallow crossing), the middle piece's voxels lie on both sides of the
+contact and its orientation is decided by a small asymmetry, so a branch at a
+shallow angle (about 20 degrees either way) is not vetoed.
 """
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     contact_a, contact_b : int arrays (k,)
         Touching voxel pairs between different fragments (indices into
         ``coords``); those of pair ``i`` are where ``{fragment[a], fragment[b]}``
-        is ``{first[i], second[i]}``.
+        is ``{first[i], second[i]}``. Every pair must have at least one.
     tree : scipy.spatial.cKDTree, optional
         A tree over ``coords``, if the caller has one.
 

@@ -224,7 +224,8 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         next_id[event] = offset + count
     if steps["absorb_p"] is not None and segments:
         sorted_labels = _absorb_events(sorted_labels, segments, coords_sorted, emb_sorted,
-                                       margin_sorted, sem_np[order], steps)
+                                       margin_sorted, sem_np[order], steps,
+                                       int(min_cluster_size))
     labels = np.full(n, -1, dtype=np.int64)
     labels[order] = sorted_labels
     return torch.from_numpy(labels).to(device)
@@ -254,8 +255,10 @@ def cluster_event_arrays(embeddings: np.ndarray, margins: np.ndarray, seediness:
 
 
 def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb, margins,
-                   semantics: np.ndarray, steps: Dict) -> np.ndarray:
-    """:func:`.absorb.absorb_across_classes` on each event (its segments are contiguous)."""
+                   semantics: np.ndarray, steps: Dict, min_cluster_size: int) -> np.ndarray:
+    """:func:`.absorb.absorb_across_classes` on each event (its segments are contiguous),
+    then :func:`.absorb.reconnect_tracks` if enabled (its pieces below
+    ``min_cluster_size`` are dissolved, as everywhere)."""
     if isinstance(emb, torch.Tensor):
         emb = emb.detach().double().cpu().numpy()
         margins = margins.detach().double().cpu().numpy()
@@ -271,9 +274,11 @@ def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb,
             coords[part], emb[part], margins[part], sorted_labels[part], semantics[part],
             steps["absorb_radius"], steps["absorb_p"], return_units=True)
         if steps["reconnect_after_absorb"]:
-            out[part] = reconnect_tracks(coords[part], emb[part], margins[part], out[part],
-                                         semantics[part], units, steps["connect_radius"],
-                                         steps["connect_p"], steps["connect_max_bend"])
+            out[part] = drop_small(
+                reconnect_tracks(coords[part], emb[part], margins[part], out[part],
+                                 semantics[part], units, steps["connect_radius"],
+                                 steps["connect_p"], steps["connect_max_bend"]),
+                min_cluster_size)[0]
     return out
 
 
