@@ -77,10 +77,14 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     k = int(fragment.max()) + 1
     pair_key = np.minimum(first, second) * k + np.maximum(first, second)
     fa, fb = fragment[contact_a], fragment[contact_b]
-    contact_key = np.minimum(fa, fb) * k + np.maximum(fa, fb)
+    # Contact point of each fragment pair in one pass: mean of its touching voxels.
+    keys, which = np.unique(np.minimum(fa, fb) * k + np.maximum(fa, fb), return_inverse=True)
+    which = which.reshape(-1)
+    sums = np.stack([np.bincount(which, weights=coords[contact_a, j] + coords[contact_b, j],
+                                 minlength=keys.size) for j in range(3)], axis=1)
+    centres = sums / (2.0 * np.bincount(which, minlength=keys.size))[:, None]
     for i, key in enumerate(pair_key):
-        touching = contact_key == key
-        centre = np.concatenate((coords[contact_a[touching]], coords[contact_b[touching]])).mean(0)
+        centre = centres[np.searchsorted(keys, key)]
         near = np.asarray(tree.query_ball_point(centre, BEND_WINDOW), dtype=np.int64)
         directions = []
         for frag in (first[i], second[i]):

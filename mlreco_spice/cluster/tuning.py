@@ -36,7 +36,7 @@ from ..columns import CLASS_NAMES, class_indices
 from ..defaults import PAPER_THRESHOLDS
 from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, with_singletons
 from .kernels import drop_small, greedy_levels, log_threshold
-from .options import resolve_optional, step_options
+from .options import step_options
 from .postprocess import connect_fragments, postprocess_segment
 
 __all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "tune_from_files",
@@ -214,14 +214,13 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         raise ValueError(f"metric must be one of {METRICS}, got '{metric}'")
     grids = threshold_grid(step)
     wanted = class_indices(classes) if classes is not None else list(range(len(CLASS_NAMES)))
-    merge = resolve_optional("merge_p", merge_p, 0.0, 1.0)
-    radius = resolve_optional("connect_radius", connect_radius, 0.0)
-    # Same checks as the clusterer, before the grid search rather than after it.
-    step_options("fast", at_least_one_seed, refine_iterations, merge_p, connect_radius, None,
-                 absorb_radius, None, connect_max_bend, reconnect_after_absorb)
+    # Same parsing and checks as the clusterer, before the grid search rather than after it.
+    steps = step_options("fast", at_least_one_seed, refine_iterations, merge_p, connect_radius,
+                         None, absorb_radius, None, connect_max_bend, reconnect_after_absorb)
+    merge, radius = steps["merge_p"], steps["connect_radius"]
     options = [{"assign_leftovers": bool(assign_leftovers), "min_seeds": int(bool(at_least_one_seed)),
                 "refine_iterations": int(refine_iterations), "merge_p": merge[c],
-                "min_cluster_size": int(min_cluster_size), "max_bend": connect_max_bend}
+                "min_cluster_size": int(min_cluster_size), "max_bend": steps["connect_max_bend"]}
                for c in range(len(CLASS_NAMES))]
     from tqdm import tqdm
 
