@@ -36,6 +36,24 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
 
 
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """-v/-q/--traceback, accepted before the subcommand and after it.
+
+    The subcommands' copies default to SUPPRESS, so that an option given
+    before the subcommand is not reset by the subparser's default.
+    """
+    p = argparse.ArgumentParser(add_help=False)
+    group = p.add_argument_group("global options (before or after the command)")
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    group.add_argument("-v", "--verbose", action="count", default=default(0),
+                       help="more log output (-vv: debug)")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                       help="warnings and errors only")
+    group.add_argument("--traceback", action="store_true", default=default(False),
+                       help="show Python tracebacks on errors")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(
@@ -48,14 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                "  mlreco-spice predict -i data/*.h5 -o out/\n"
                "  mlreco-spice evaluate -i out/ -o eval/ --plots\n"
                "Run `mlreco-spice COMMAND --help` for each command.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[_global_options(False)])
     parser.add_argument("--version", action="version", version=f"mlreco_spice {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    parser.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
+    common = _global_options(True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("simulate", help="write PILArNet-like simulated events to a larcv3 file",
+    p = sub.add_parser("simulate", parents=[common],
+                       help="write PILArNet-like simulated events to a larcv3 file",
                        description="Simulate PILArNet-like events (tracks, showers, Michels, deltas) "
                                    "into a larcv3 file with sparse3d_data, sparse3d_semantics, "
                                    "cluster3d_pcluster and particle_pcluster; or, with --stats, "
@@ -68,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", metavar="FILE", help="print per-class instance and voxel statistics of FILE")
     p.add_argument("--first-event", type=int, default=0, help="event number of the first event")
 
-    p = sub.add_parser("train", help="train a chain from a YAML config",
+    p = sub.add_parser("train", parents=[common],
+                       help="train a chain from a YAML config",
                        description="Train the chain's stages. Checkpoints and a CSV log go to "
                                    "train.output_dir. Runs on CUDA when present. For several "
                                    "processes: torchrun --nproc_per_node N -m mlreco_spice train ...")
@@ -76,20 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.output_dir")
 
-    p = sub.add_parser("predict", help="run the chain over larcv files and write cluster3d_spice",
+    p = sub.add_parser("predict", parents=[common],
+                       help="run the chain over larcv files and write cluster3d_spice",
                        description="Write one <stem>_spice.h5 per input file with the input products, "
                                    "sparse3d_semantics_pred, cluster3d_spice and particle_spice, plus "
                                    "<stem>_timing.csv. Completed outputs are skipped on re-run.")
     _add_run_args(p)
 
-    p = sub.add_parser("evaluate", help="per-event clustering metrics (CSV), summary table and plots",
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="per-event clustering metrics (CSV), summary table and plots",
                        description="Compute ARI, purity and efficiency per event and class. Inputs are "
                                    "predict outputs, or raw files (then the chain runs first).")
     _add_run_args(p)
     p.add_argument("--plots", action="store_true", help="also write the paper's figures as PNGs")
     p.add_argument("--append", action="store_true", help="add to existing results in OUTDIR instead of refusing")
 
-    p = sub.add_parser("tune", help="grid-search the per-class thresholds s0/p0 on validation events",
+    p = sub.add_parser("tune", parents=[common],
+                       help="grid-search the per-class thresholds s0/p0 on validation events",
                        description="Run the network once per event, then grid-search s0 in [0,1] and "
                                    "p0 in [0,0.6] per class, maximising mean ARI (ties: purity+efficiency), "
                                    "with the config's clusterer steps (at_least_one_seed, refine_iterations, "
@@ -109,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric to maximise (default ari)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
 
-    p = sub.add_parser("display", help="event display: interactive HTML and a PNG",
+    p = sub.add_parser("display", parents=[common],
+                       help="event display: interactive HTML and a PNG",
                        description="Draw one event: energy, true classes, true and predicted "
                                    "instances, and the embedding space.")
     p.add_argument("-i", "--input", required=True, metavar="FILE")

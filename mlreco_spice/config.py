@@ -27,7 +27,8 @@ from .errors import UserError
 from .defaults import DEFAULTS, OPEN_MAPPINGS, PATH_KEYS, Spec, stage_schema
 
 __all__ = ["ConfigError", "load_config", "parse_overrides", "apply_overrides",
-           "validate_config", "fill_defaults", "get_key", "find_config", "dump_config"]
+           "validate_config", "fill_defaults", "get_key", "find_config", "dump_config",
+           "default_output_dir"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 
@@ -65,16 +66,31 @@ def find_config(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path.resolve()
+    candidate = _shipped_config(name)
+    if candidate is not None:
+        return candidate
+    raise ConfigError(f"config file '{name}' not found (working directory {os.getcwd()}). "
+                      f"Shipped configs: {_shipped_names()}")
+
+
+def _shipped_dir() -> Path:
     import chain_configs  # installed as package data next to mlreco_spice
 
-    shipped = Path(chain_configs.__file__).resolve().parent
+    return Path(chain_configs.__file__).resolve().parent
+
+
+def _shipped_config(name: str) -> Optional[Path]:
+    """The shipped config called ``name`` (``predict``, ``predict.yaml``), or None."""
+    path = Path(name)
+    if len(path.parts) != 1:
+        return None
     stem = path.name if path.suffix in (".yaml", ".yml") else path.name + ".yaml"
-    candidate = shipped / stem
-    if candidate.is_file():
-        return candidate
-    available = sorted(p.name for p in shipped.glob("*.yaml"))
-    raise ConfigError(f"config file '{name}' not found (working directory {os.getcwd()}). "
-                      f"Shipped configs: {', '.join(available)}")
+    candidate = _shipped_dir() / stem
+    return candidate if candidate.is_file() else None
+
+
+def _shipped_names() -> str:
+    return ", ".join(sorted(p.name for p in _shipped_dir().glob("*.yaml")))
 
 
 # ----------------------------------------------------------------- reading --
@@ -127,12 +143,18 @@ def _merge(base: Dict[str, Any], top: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _load_tree(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+def _load_tree(path: Path, seen: Tuple[Path, ...] = (),
+               problems: Optional[List[str]] = None) -> Dict[str, Any]:
+    """The merged tree of ``path`` and its includes; schema problems go to ``problems``."""
     path = path.resolve()
     if path in seen:
         chain = " -> ".join(str(p) for p in seen + (path,))
         raise ConfigError(f"circular include: {chain}")
     tree = _read_yaml(path)
+    if not tree:
+        raise ConfigError(f"config file '{path}' is empty: it sets no keys. Start from a "
+                          f"shipped config, e.g. a first line `include: spice_train.yaml`, and "
+                          f"change what differs (shipped configs: {_shipped_names()})")
     _resolve_paths(tree, path.parent)
     includes = tree.pop("include", None) or []
     if isinstance(includes, str):
@@ -143,8 +165,16 @@ def _load_tree(path: Path, seen: Tuple[Path, ...] = ()) -> Dict[str, Any]:
         if not inc_path.is_absolute():
             inc_path = path.parent / inc_path
         if not inc_path.is_file():
-            raise ConfigError(f"'{path}': include '{inc}' not found (looked at {inc_path})")
-        merged = _merge(merged, _load_tree(inc_path, seen + (path,)))
+            # Like -c: a shipped config by name, from any directory (a file beside wins).
+            inc_path = _shipped_config(inc) or inc_path
+        if not inc_path.is_file():
+            raise ConfigError(f"config file '{path}': include '{inc}' not found (looked at "
+                              f"{inc_path} and the shipped configs). Shipped configs: "
+                              f"{_shipped_names()}")
+        merged = _merge(merged, _load_tree(inc_path, seen + (path,), problems))
+    # Each file is checked on its own, so that every error names the file holding the key.
+    if problems is not None:
+        problems.extend(_problems(tree, f"config file '{path}'"))
     return _merge(merged, tree)
 
 
@@ -212,10 +242,13 @@ def _check_value(value: Any, spec: Any, where: str) -> None:
                           f"{', '.join(map(str, spec.choices))}.{hint}")
 
 
-def _validate(node: Any, schema: Dict[str, Any], prefix: Tuple[str, ...]) -> None:
+def _validate(node: Any, schema: Dict[str, Any], prefix: Tuple[str, ...],
+              errors: List[str]) -> None:
+    """Append one message per problem under ``node`` to ``errors`` (all typos, not the first)."""
     where = ".".join(prefix) or "<top level>"
     if not isinstance(node, dict):
-        raise ConfigError(f"'{where}' must be a mapping, got {type(node).__name__} {node!r}")
+        errors.append(f"'{where}' must be a mapping, got {type(node).__name__} {node!r}")
+        return
     for key, value in node.items():
         keys = prefix + (str(key),)
         path = ".".join(keys)
@@ -223,26 +256,31 @@ def _validate(node: Any, schema: Dict[str, Any], prefix: Tuple[str, ...]) -> Non
             valid = sorted(schema)
             close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
             hint = f" Did you mean '{'.'.join(prefix + (close[0],))}'?" if close else ""
-            raise ConfigError(f"unknown key '{key}' at '{path}'.{hint} "
-                              f"Valid keys under '{where}': {', '.join(valid)}")
+            errors.append(f"unknown key '{key}' at '{path}'.{hint} "
+                          f"Valid keys under '{where}': {', '.join(valid)}")
+            continue
         sub = schema[key]
         if keys in OPEN_MAPPINGS:
             if not isinstance(value, dict):
-                raise ConfigError(f"'{path}' must be a mapping, got {type(value).__name__}")
-            if OPEN_MAPPINGS[keys] == "stage":
+                errors.append(f"'{path}' must be a mapping, got {type(value).__name__}")
+            elif OPEN_MAPPINGS[keys] == "stage":
                 for stage, block in value.items():
                     _validate(block if block is not None else {}, stage_schema(stage),
-                              keys + (str(stage),))
+                              keys + (str(stage),), errors)
         elif isinstance(sub, dict) and sub:
-            _validate(value if value is not None else {}, sub, keys)
+            _validate(value if value is not None else {}, sub, keys, errors)
         elif isinstance(sub, dict):  # empty dict: free-form mapping
             if value is not None and not isinstance(value, dict):
-                raise ConfigError(f"'{path}' must be a mapping, got {type(value).__name__}")
+                errors.append(f"'{path}' must be a mapping, got {type(value).__name__}")
         else:
-            _check_value(value, sub, path)
+            try:
+                _check_value(value, sub, path)
+            except ConfigError as err:
+                errors.append(str(err))
 
 
-def validate_config(cfg: Dict[str, Any], require: Iterable[str] = ()) -> None:
+def validate_config(cfg: Dict[str, Any], require: Iterable[str] = (),
+                    source: Optional[str] = None) -> None:
     """Check every key and type against the schema; raise :class:`ConfigError`.
 
     Parameters
@@ -251,12 +289,46 @@ def validate_config(cfg: Dict[str, Any], require: Iterable[str] = ()) -> None:
         Config to check (before or after defaults are filled in).
     require : iterable of str
         Dotted key paths that must be present and non-empty.
+    source : str, optional
+        Where ``cfg`` came from (``"config file 'x.yaml'"``), put before the
+        message. Every problem found is listed, one per line.
     """
-    _validate(cfg, DEFAULTS, ())
+    errors = _problems(cfg, source)
     for key in require:
         value = get_key(cfg, key, default=None)
         if value in (None, [], "", {}):
-            raise ConfigError(f"missing required key '{key}'")
+            errors.append(_where(source, f"missing required key '{key}' (set it in the config "
+                                         f"file or with --set {key}=...)"))
+    _raise_all(errors)
+
+
+def _where(source: Optional[str], message: str) -> str:
+    return f"{source}: {message}" if source else message
+
+
+def _problems(cfg: Dict[str, Any], source: Optional[str]) -> List[str]:
+    errors: List[str] = []
+    _validate(cfg, DEFAULTS, (), errors)
+    return [_where(source, e) for e in errors]
+
+
+def _raise_all(errors: Sequence[str]) -> None:
+    """One ConfigError listing every problem (one line each)."""
+    if len(errors) == 1:
+        raise ConfigError(errors[0])
+    if errors:
+        raise ConfigError(f"{len(errors)} config problems:\n  " + "\n  ".join(errors))
+
+
+def default_output_dir(config: Optional[str]) -> str:
+    """``train.output_dir`` when no config sets it: ``runs/<config name>`` in the working directory.
+
+    Resolved from the working directory, not from the config file, so that a
+    shipped config given by name (``-c spice_train``) never writes into the
+    installation.
+    """
+    stem = Path(config).stem if config else "spice"
+    return str(Path.cwd() / "runs" / stem)
 
 
 def _defaults_of(schema: Dict[str, Any]) -> Dict[str, Any]:
@@ -313,11 +385,17 @@ def load_config(path: Optional[str], overrides: Iterable[str] = (),
         The complete config. ``cfg["_source"]`` is not added; the caller
         keeps the path if it needs provenance.
     """
-    tree = _load_tree(find_config(path)) if path else {}
+    problems: List[str] = []
+    tree = _load_tree(find_config(path), problems=problems) if path else {}
+    _raise_all(problems)
+    overrides = list(overrides or ())
     tree = apply_overrides(tree, overrides)
-    validate_config(tree)
+    # The files were checked one by one; what is new here came from the overrides.
+    validate_config(tree, source="--set" if overrides else None)
     cfg = fill_defaults(tree)
-    validate_config(cfg, require)
+    if cfg["train"]["output_dir"] is None:
+        cfg["train"]["output_dir"] = default_output_dir(path)
+    validate_config(cfg, require, source=f"config '{path}'" if path else None)
     return cfg
 
 

@@ -84,7 +84,10 @@ STAGE_DEFAULTS = {
                                doc="image side in voxels (default: read from the data meta, else norm_length)"),
         },
         "loss": {
-            "mask_loss": Spec("lovasz", (str,), choices=("lovasz", "bce", "dice", "focal")),
+            # The names of losses/masks.py's MASK_LOSSES (tests/test_losses.py checks).
+            "mask_loss": Spec("lovasz", (str,),
+                              choices=("lovasz", "lovasz_logit", "bce", "dice", "focal"),
+                              doc="lovasz (on 2p-1), lovasz_logit, bce, dice or focal"),
             # Score the Lovász hinge sees: 2p-1 (SPINE's choice; never saturates,
             # so embeddings collapse onto their centroid, which seed-based
             # clustering needs) or the logit log(p/(1-p)).
@@ -174,7 +177,9 @@ DEFAULTS = {
         "epochs": Spec(None, (int, type(None)), doc="train for epochs instead of iterations"),
         "checkpoint_every": 100,
         "keep_checkpoints": 3,
-        "output_dir": Spec("runs/spice", (str,), path=True),
+        # None: runs/<config name> in the working directory (config.default_output_dir).
+        "output_dir": Spec(None, (str, type(None)), path=True,
+                           doc="default: runs/<config name> in the working directory"),
         "seed": 0,
         # Bit-reproducible CPU training: `mlreco-spice train` then runs the CPU
         # kernels on one OpenMP thread (multi-threaded reductions sum in a
