@@ -84,10 +84,7 @@ STAGE_DEFAULTS = {
                                doc="image side in voxels (default: read from the data meta, else norm_length)"),
         },
         "loss": {
-            # The names of losses/masks.py's MASK_LOSSES (tests/test_losses.py checks).
-            "mask_loss": Spec("lovasz", (str,),
-                              choices=("lovasz", "lovasz_logit", "bce", "dice", "focal"),
-                              doc="lovasz (on 2p-1), lovasz_logit, bce, dice or focal"),
+            "mask_loss": Spec("lovasz", (str,), choices=("lovasz", "bce", "dice", "focal")),
             # Score the Lovász hinge sees: 2p-1 (SPINE's choice; never saturates,
             # so embeddings collapse onto their centroid, which seed-based
             # clustering needs) or the logit log(p/(1-p)).
