@@ -140,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", default="predict", help="chain config (default: predict)")
     p.add_argument("--weights", help="checkpoint or weights file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
+
+    p = sub.add_parser("import-config", parents=[common],
+                       help="translate a SPINE or lartpc_mlreco3d SPICE config into a chain config",
+                       description="Read a SPINE (1.4.3) or lartpc_mlreco3d SPICE config, write the "
+                                   "equivalent chain config and print the key-by-key mapping. Keys "
+                                   "with no equivalent are listed with what to use instead. SPINE "
+                                   "checkpoints then load with --weights or model.modules.spice.weights.")
+    p.add_argument("peer", metavar="PEER.yaml", help="the SPINE or lartpc_mlreco3d config")
+    p.add_argument("-o", "--output", required=True, metavar="CHAIN.yaml", help="chain config to write")
+    p.add_argument("--overwrite", action="store_true", help="replace CHAIN.yaml if it exists")
     return parser
 
 
@@ -147,7 +157,7 @@ def _handler(command: str) -> Callable[[argparse.Namespace], Optional[int]]:
     # Imported lazily: each command pulls in only what it needs.
     from . import commands
 
-    return getattr(commands, f"run_{command}")
+    return getattr(commands, f"run_{command.replace('-', '_')}")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

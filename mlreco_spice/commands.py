@@ -118,4 +118,14 @@ def run_display(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import_config(args: argparse.Namespace) -> int:
+    """:func:`mlreco_spice.interop.import_config.import_config_file`; prints the mapping."""
+    from .interop.import_config import import_config_file
+
+    translation = import_config_file(args.peer, args.output, overwrite=args.overwrite)
+    print(translation.report())  # the mapping is this command's output
+    print(f"# written: {args.output}")
+    return 0
+
+
 __all__ = ["parse_shard"] + [n for n in dir() if n.startswith("run_")]

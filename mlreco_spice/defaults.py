@@ -55,6 +55,10 @@ _UNET = {
     "reps": 2,           # residual blocks per level
     "input_kernel": 3,
     "leaky_slope": 0.33,
+    # Batch norm settings (SPINE configs set eps 1e-4, momentum 0.01; eps changes
+    # eval outputs, so an imported checkpoint needs its own).
+    "norm_eps": 1e-5,
+    "norm_momentum": 0.1,
 }
 
 STAGE_DEFAULTS = {
@@ -82,6 +86,9 @@ STAGE_DEFAULTS = {
             "norm_length": 512,
             "image_size": Spec(None, (int, type(None)),
                                doc="image side in voxels (default: read from the data meta, else norm_length)"),
+            # false: heads are batch norm then linear, as SPINE's and lartpc_mlreco3d's
+            # (what `import-config` writes, so their checkpoints give their outputs).
+            "head_activation": Spec(True, (bool,), doc="LeakyReLU between head norm and linear"),
         },
         "loss": {
             "mask_loss": Spec("lovasz", (str,), choices=("lovasz", "bce", "dice", "focal")),
@@ -153,6 +160,10 @@ DEFAULTS = {
             "format": Spec("auto", (str,), choices=("auto", "larcv3", "larcv2", "pilarnet_m")),
             "schema": {},
             "max_events": Spec(None, (int, type(None))),
+            # Meaning of semantic codes in larcv files (parsers/readers/label_schemes.py).
+            "labels": Spec("pilarnet2020", (str,), choices=("pilarnet2020", "spine"),
+                           doc="pilarnet2020: 0 HIP 1 MIP 2 shower 3 delta 4 Michel; spine: "
+                               "0 shower 1 track 2 Michel 3 delta 4 low-energy"),
             # Format-specific reader options, e.g. for pilarnet_m
             # {grid_size: 768, semantic_mapping: {low_energy: Shower}}.
             "reader_options": {},
