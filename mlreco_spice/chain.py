@@ -26,6 +26,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, load_state_into
 from .columns import SEMANTIC_COL
+from .interop.spine_checkpoint import SPINE_FORMAT, complete_spine_state
 from .errors import UserError
 from .registry import MODELS
 
@@ -184,6 +185,8 @@ class Chain(nn.Module):
         """Load one stage's pretrained weights from a stage or full-chain checkpoint."""
         payload = load_checkpoint(path)
         state = payload["model"]
+        if payload["format"] == SPINE_FORMAT:
+            state = complete_spine_state(self.networks[name], state)
         prefix = f"networks.{name}."
         if not any(k.startswith(prefix) for k in state):
             prefix = ""

@@ -74,7 +74,11 @@ def save_checkpoint(directory: Path, iteration: int, state: Dict[str, Any], keep
 
 
 def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Load a checkpoint or a bare state dict; raise CheckpointError with the file named."""
+    """Load a checkpoint or a bare state dict; raise CheckpointError with the file named.
+
+    A SPINE SPICE checkpoint comes back with ``format`` ``"spine-spice"`` and
+    our parameter names (:mod:`mlreco_spice.interop.spine_checkpoint`).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint/weights file not found: {path}")
@@ -86,6 +90,12 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> Dict[str, Any]:
                               f"or not a torch checkpoint ({type(err).__name__}: {err})") from None
     if isinstance(payload, Mapping) and payload.get("format") == FORMAT:
         return dict(payload)
+    from .interop.spine_checkpoint import SPINE_FORMAT, spine_state_dict, spine_to_ours
+
+    spine = spine_state_dict(payload)
+    if spine is not None:  # SPINE's SPICE: our names, for the SPICE stage alone
+        return {"format": SPINE_FORMAT, "model": spine_to_ours(spine),
+                "iteration": payload.get("global_step") if "state_dict" in payload else None}
     if isinstance(payload, Mapping) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         return {"format": "state_dict", "model": dict(payload), "iteration": None}
     raise CheckpointError(f"{path} is neither an mlreco_spice checkpoint nor a state dict")

@@ -99,6 +99,7 @@ class InferenceEngine:
         from .chain import Chain
         from .checkpoint import load_checkpoint, load_state_into
         from .distributed import pick_device
+        from .interop.spine_checkpoint import SPINE_FORMAT, spine_chain_state
 
         cfg = copy.deepcopy(cfg)
         thresholds = load_thresholds(cfg["predict"].get("thresholds"))
@@ -116,6 +117,8 @@ class InferenceEngine:
         weights = cfg["predict"].get("weights")
         if weights:
             payload = load_checkpoint(weights)
+            if payload["format"] == SPINE_FORMAT:  # SPICE only: other stages keep theirs
+                payload["model"] = spine_chain_state(self.chain, payload["model"], weights)
             load_state_into(self.chain, payload["model"], f"predict.weights ({weights})")
         else:
             log.warning("predict.weights is not set: the chain runs with random weights")

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..backend import import_minkowski
 
-__all__ = ["with_features", "NormAct", "ResidualBlock", "fold_batchnorm"]
+__all__ = ["with_features", "NormAct", "ResidualBlock", "fold_batchnorm", "configure_batchnorm"]
 
 
 def with_features(x: Any, features: torch.Tensor) -> Any:
@@ -111,6 +111,19 @@ class ResidualBlock(nn.Module):
         delattr(self.conv1, "bias")
         self.conv1.register_parameter("bias", nn.Parameter(shift.reshape(1, -1).clone()))
         self.act2.norm = nn.Identity()
+
+
+def configure_batchnorm(module: nn.Module, eps: float, momentum: float) -> nn.Module:
+    """Set ``eps`` and ``momentum`` of every batch norm in ``module`` (in place).
+
+    Neither is a parameter, so a checkpoint does not carry them: a model
+    imported from SPINE (eps 1e-4) needs them from its config to give the
+    same outputs.
+    """
+    for child in module.modules():
+        if isinstance(child, nn.BatchNorm1d):
+            child.eps, child.momentum = float(eps), float(momentum)
+    return module
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:

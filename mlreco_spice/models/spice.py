@@ -33,7 +33,7 @@ from ..config import ConfigError
 from ..losses.spice_loss import SPICELoss
 from ..losses.stage_config import stage_block
 from ..registry import MODELS
-from .blocks import NormAct
+from .blocks import NormAct, configure_batchnorm
 from .coords import check_input, normalized_coordinates, to_sparse
 from .uresnet import build_unet_parts
 
@@ -97,9 +97,14 @@ class SPICE(nn.Module):
         parts = build_unet_parts(unet, in_channels, 2)
         self.encoder = parts["encoder"]
         self.embedding_decoder, self.seediness_decoder = parts["decoder0"], parts["decoder1"]
-        self.embedding_head = nn.Sequential(NormAct(filters, slope),
+        # head_activation false (SPINE's heads): a LeakyReLU of slope 1 is the identity,
+        # and the parameter names stay those of the default heads.
+        head_slope = slope if net["head_activation"] else 1.0
+        self.embedding_head = nn.Sequential(NormAct(filters, head_slope),
                                             ME.MinkowskiLinear(filters, EMBEDDING_DIM + 1))
-        self.seediness_head = nn.Sequential(NormAct(filters, slope), ME.MinkowskiLinear(filters, 1))
+        self.seediness_head = nn.Sequential(NormAct(filters, head_slope),
+                                            ME.MinkowskiLinear(filters, 1))
+        configure_batchnorm(self, unet["norm_eps"], unet["norm_momentum"])
         self.seediness_frozen = False
 
     # ------------------------------------------------------------ settings --

@@ -15,7 +15,9 @@ decoder of a stage):
 ``input_kernel``
     kernel size of the first convolution;
 ``leaky_slope``
-    LeakyReLU negative slope.
+    LeakyReLU negative slope;
+``norm_eps``, ``norm_momentum``
+    batch norm settings (set on every batch norm of the stage, heads included).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from ..columns import FEATURE_START
 from ..losses.segmentation import SegmentationLoss
 from ..losses.stage_config import stage_block
 from ..registry import MODELS
-from .blocks import NormAct, ResidualBlock
+from .blocks import NormAct, ResidualBlock, configure_batchnorm
 from .coords import check_input, to_sparse
 
 __all__ = ["UResNetEncoder", "UResNetDecoder", "UResNetSegmentation", "planes"]
@@ -155,6 +157,7 @@ class UResNetSegmentation(nn.Module):
         filters = int(unet["filters"])
         self.head = nn.Sequential(NormAct(filters, float(unet["leaky_slope"])),
                                   ME.MinkowskiLinear(filters, int(net["num_classes"]), bias=True))
+        configure_batchnorm(self, unet["norm_eps"], unet["norm_momentum"])
 
     def forward(self, data: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(data, self.num_input, "uresnet")
