@@ -55,6 +55,7 @@ import numpy as np
 from mlreco_spice.atomic import atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 from mlreco_spice.errors import UserError
+from mlreco_spice.sim.version import check_simulated_file
 
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -146,7 +147,11 @@ def ensure_test_files(args: argparse.Namespace) -> List[str]:
         from mlreco_spice.sim import simulate_file
 
         default = ROOT / f"runs/default_data/test_seed{args.seed}.h5"
-        held = len(open_reader([str(default)])) if default.is_file() else 0
+        held = 0
+        if default.is_file():
+            # A test file of an older simulator would score a detector that no longer exists.
+            check_simulated_file(default, seed=args.seed, size=args.size)
+            held = len(open_reader([str(default)]))
         if held < args.events:
             log.info("simulating %d test events (seed %d, %d px) into %s", args.events, args.seed,
                      args.size, default)
@@ -160,6 +165,9 @@ def ensure_test_files(args: argparse.Namespace) -> List[str]:
         raise UserError(f"test file(s) not found: {', '.join(missing)}")
     if str(Path(args.val_file).resolve()) in files:
         raise UserError("the test file is the validation file: use an independent test set")
+    val = Path(args.val_file).resolve()
+    if val == (ROOT / "runs/default_data/val.h5").resolve() and val.is_file():
+        check_simulated_file(val)
     return files
 
 

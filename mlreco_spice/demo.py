@@ -1,6 +1,9 @@
 """``make demo``: the main job on the shipped default, end to end.
 
-1. simulate a small test set (fixed seed never used in training, 512 px);
+1. simulate a small test set (fixed seed never used in training, 512 px), or
+   reuse the one a previous demo left when it is of this simulator version
+   with the same seed, size and event count; one of another version is
+   refused, naming both versions;
 2. print its Table I statistics;
 3. run the full chain with the shipped weights (``predict``);
 4. evaluate the predictions: CSVs, the Table III summary, the paper's plots;
@@ -29,6 +32,21 @@ def _shipped_weights() -> Optional[Path]:
     return Path(weights) if weights and Path(weights).is_file() else None
 
 
+def _reusable_events(data: Path, n_events: int, size: int) -> bool:
+    """Whether a previous demo's events can be reused; refuses another simulator version."""
+    from .sim.version import check_simulated_file, describe, read_simulation_info
+
+    if not data.is_file():
+        return False
+    check_simulated_file(data)   # raises, naming both versions, for another version
+    info = read_simulation_info(data)
+    wanted = {"seed": DEMO_SEED, "size": size, "n_events": n_events, "first_event": 0}
+    if any(info.get(k) != v for k, v in wanted.items()):
+        log.info("%s holds other events (%s): simulating again", data, describe(info))
+        return False
+    return True
+
+
 def run_demo(output: str, n_events: int = 20, size: int = 512) -> int:
     """Run the demo into ``output``; returns a process exit code."""
     from .cli import main as cli
@@ -37,10 +55,13 @@ def run_demo(output: str, n_events: int = 20, size: int = 512) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = out / "demo_events.h5"
     start = time.time()
-    code = cli(["simulate", "-o", str(data), "-n", str(n_events), "--seed", str(DEMO_SEED),
-                "--size", str(size)])
-    if code:
-        return code
+    if _reusable_events(data, n_events, size):
+        log.info("reusing %s (same simulator version, seed, size and events)", data)
+    else:
+        code = cli(["simulate", "-o", str(data), "-n", str(n_events), "--seed", str(DEMO_SEED),
+                    "--size", str(size), "--overwrite"])
+        if code:
+            return code
     code = cli(["simulate", "--stats", str(data)])
     if code:
         return code
@@ -72,7 +93,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--size", type=int, default=512, help="image size in voxels")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_demo(args.output, args.events, args.size)
+    from .errors import UserError
+
+    try:
+        return run_demo(args.output, args.events, args.size)
+    except UserError as err:
+        log.error("%s", err)
+        return 1
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ import logging
 import os
 import sys
 from contextlib import ExitStack
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -122,8 +122,11 @@ class LarcvWriter:
     ...         writer.write(record)
     """
 
-    def __init__(self, path: str, compression: int = 1):
+    def __init__(self, path: str, compression: int = 1,
+                 attrs: Optional[Mapping[str, str]] = None):
         self.path = os.path.abspath(os.fspath(path))
+        # File-level HDF5 attributes (e.g. the simulator's version), set at close.
+        self._attrs = dict(attrs or {})
         self._larcv = import_larcv()
         # atomic_path renames the temporary file on a clean exit, deletes it otherwise.
         self._atomic = ExitStack()
@@ -201,11 +204,14 @@ class LarcvWriter:
             event.append(particle)
             shapes.append(int(p.semantic))
 
-    def _fill_shapes(self) -> None:
-        """Write the semantic classes into the particle tables' ``shape`` column."""
+    def _fill_file(self) -> None:
+        """Write the file attributes, and the semantic classes into the particle
+        tables' ``shape`` column."""
         import h5py
 
         with h5py.File(self._tmp, "r+") as h5:
+            for key, value in self._attrs.items():
+                h5.attrs[key] = value
             for name, shapes in self._shapes.items():
                 table = h5[f"Data/particle_{name}_group/particles"]
                 if table.shape[0] != len(shapes):
@@ -256,8 +262,8 @@ class LarcvWriter:
         self._closed = True
         try:
             self._io.finalize()
-            if keep and self._shapes:
-                self._fill_shapes()
+            if keep and (self._shapes or self._attrs):
+                self._fill_file()
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
@@ -282,7 +288,8 @@ def _or_invalid(value: int, invalid: int) -> int:
     return invalid if int(value) < 0 else int(value)
 
 
-def write_events(path: str, records: Iterable[EventRecord], compression: int = 1) -> int:
+def write_events(path: str, records: Iterable[EventRecord], compression: int = 1,
+                 attrs: Optional[Mapping[str, str]] = None) -> int:
     """Write events (any iterable, e.g. a generator: streamed, one in memory at a time).
 
     Parameters
@@ -293,13 +300,15 @@ def write_events(path: str, records: Iterable[EventRecord], compression: int = 1
         Events in output order.
     compression : int
         HDF5 deflate level.
+    attrs : mapping of str to str, optional
+        HDF5 attributes of the file (provenance).
 
     Returns
     -------
     int
         Number of events written.
     """
-    with LarcvWriter(path, compression=compression) as writer:
+    with LarcvWriter(path, compression=compression, attrs=attrs) as writer:
         for record in records:
             writer.write(record)
     return writer.n_written

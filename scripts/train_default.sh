@@ -18,6 +18,9 @@ N_VAL=${N_VAL:-100}
 mkdir -p "$DATA"
 [ -f "$DATA/train.h5" ] || $BIN/mlreco-spice simulate -o "$DATA/train.h5" -n "$N_TRAIN" --seed 1
 [ -f "$DATA/val.h5" ]   || $BIN/mlreco-spice simulate -o "$DATA/val.h5" -n "$N_VAL" --seed 2
+# Files left by an older simulator version would train on events that no longer exist:
+# stop, naming both versions (delete them to re-simulate).
+$BIN/python -m mlreco_spice.sim.version "$DATA/train.h5" "$DATA/val.h5"
 RESUME=""
 ls runs/spice_train/checkpoint-*.pt >/dev/null 2>&1 && RESUME="--resume"
 OMP_NUM_THREADS=1 $BIN/torchrun --nproc_per_node "$NPROC" -m mlreco_spice train -c chain_configs/spice_train.yaml \

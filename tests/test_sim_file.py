@@ -55,3 +55,86 @@ def test_stats_command_prints_the_five_classes(sim_file, capsys):
     for name in ("HIP", "MIP", "Shower", "Delta", "Michel"):
         assert name in out
     assert "3 events" in out
+
+
+def test_file_records_the_simulator_version_seed_and_size(sim_file, capsys):
+    from mlreco_spice.sim.version import SIM_VERSION, check_simulated_file
+
+    info = check_simulated_file(sim_file, seed=5, size=128)
+    assert info == {"version": SIM_VERSION, "seed": 5, "size": 128, "voxel_mm": 3.0,
+                    "n_events": 3, "first_event": 0}
+    assert main(["simulate", "--stats", str(sim_file)]) == 0
+    assert f"simulator version {SIM_VERSION}, seed 5, 128^3" in capsys.readouterr().out
+
+
+def _older(sim_file, tmp_path, version=None):
+    """A copy of the file as an older simulator left it (version 1 recorded nothing)."""
+    import shutil
+
+    import h5py
+
+    from mlreco_spice.sim.version import SIM_ATTR
+
+    path = tmp_path / "old.h5"
+    shutil.copy(sim_file, path)
+    with h5py.File(path, "r+") as h5:
+        if version is None:
+            del h5.attrs[SIM_ATTR]
+        else:
+            h5.attrs[SIM_ATTR] = f'{{"version": {version}}}'
+    return path
+
+
+def test_a_file_of_another_version_is_refused_naming_both(sim_file, tmp_path):
+    import subprocess
+    import sys
+
+    from mlreco_spice.errors import DataError
+    from mlreco_spice.sim.version import SIM_VERSION, check_simulated_file
+
+    for version, named in ((None, "version 1"), (SIM_VERSION + 1, f"version {SIM_VERSION + 1}")):
+        old = _older(sim_file, tmp_path, version)
+        with pytest.raises(DataError, match=f"{named}.*version {SIM_VERSION}"):
+            check_simulated_file(old)
+    with pytest.raises(DataError, match="seed 5 \\(wanted 6\\)"):
+        check_simulated_file(sim_file, seed=6)
+    # The shell form used by scripts/train_default.sh.
+    done = subprocess.run([sys.executable, "-m", "mlreco_spice.sim.version", str(sim_file),
+                           str(old)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"version {SIM_VERSION + 1}" in done.stderr and "Traceback" not in done.stderr
+    assert "seed 5" in done.stdout
+
+
+def test_demo_and_accuracy_benchmark_refuse_an_older_file(sim_file, tmp_path):
+    import argparse
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from mlreco_spice import demo
+    from mlreco_spice.errors import DataError
+
+    old = _older(sim_file, tmp_path)
+    with pytest.raises(DataError, match="version 1"):
+        demo._reusable_events(old, 3, 128)
+    # A current file with other events is simulated again, not reused.
+    assert not demo._reusable_events(Path(sim_file), 3, 128)
+
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(benchmarks))
+    try:
+        import accuracy
+    finally:
+        sys.path.remove(str(benchmarks))
+    root = tmp_path / "root"
+    (root / "runs/default_data").mkdir(parents=True)
+    shutil.copy(old, root / "runs/default_data/test_seed3.h5")
+    args = argparse.Namespace(test_file=None, seed=3, size=128, events=3, no_progress=True,
+                              val_file=str(root / "runs/default_data/val.h5"))
+    saved, accuracy.ROOT = accuracy.ROOT, root
+    try:
+        with pytest.raises(DataError, match="version 1.*version"):
+            accuracy.ensure_test_files(args)
+    finally:
+        accuracy.ROOT = saved

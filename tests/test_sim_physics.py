@@ -30,7 +30,7 @@ def test_proton_range_matches_pstar_csda(ke):
     # i.e. 1.55, 7.82, 25.98 cm at 1.396 g/cm3.
     rng = np.random.default_rng(int(ke))
     track = propagate_track(rng, CENTRE, np.array([0.0, 0.0, 1.0]), ke, physics.PROTON_MASS,
-                            LOW, HIGH, smear_cm=0.0, points_per_step=1)
+                            LOW, HIGH)
     assert track.stopped
     expected = physics.pstar_range_cm(ke)
     assert track.length_cm == pytest.approx(expected, rel=0.10)
@@ -44,7 +44,7 @@ def test_proton_range_matches_pstar_csda(ke):
 def test_proton_has_bragg_peak():
     rng = np.random.default_rng(3)
     track = propagate_track(rng, CENTRE, np.array([1.0, 0.0, 0.0]), 150.0, physics.PROTON_MASS,
-                            LOW, HIGH, points_per_step=1)
+                            LOW, HIGH)
     n = len(track.energies)
     last_cm = track.energies[-10:].sum()          # 10 steps of 0.1 cm
     first_cm = track.energies[: n // 2].sum() / (n // 2) * 10

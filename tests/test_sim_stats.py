@@ -11,7 +11,7 @@ from mlreco_spice.sim.stats import PAPER_TABLE1, event_statistics, format_stats_
 from parsers.event import ImageMeta, linear_index
 
 META = ImageMeta.cube(512, 3.0)
-N_EVENTS = 50
+N_EVENTS = 100
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +19,34 @@ def events():
     return [simulate_event_with_truth(7, i, META) for i in range(N_EVENTS)]
 
 
-def test_statistics_match_table_one_within_factor_1_5(events):
-    stats = event_statistics(record for record, _ in events)
+@pytest.fixture(scope="module")
+def stats(events):
+    return event_statistics(record for record, _ in events)
+
+
+def test_pixel_counts_match_table_one_within_factor_1_5(stats):
     table = format_stats_table(stats)
+    assert stats["events"] == N_EVENTS
     for name in CLASS_NAMES:
         row, ref = stats["classes"][name], PAPER_TABLE1[name]
-        assert 1 / 1.5 <= row["instances_mean"] / ref["instances"] <= 1.5, table
         assert 1 / 1.5 <= row["voxels_mean"] / ref["voxels"] <= 1.5, table
-    assert stats["events"] == N_EVENTS
-    assert "Michel" in table and "ratio" in table
+        # Table I's n̄ and N_clusters / N_events disagree: between the two, with a margin.
+        assert ref["instances"] / 1.5 <= row["instances_mean"] <= 1.5 * ref["clusters"], table
+    assert "Michel" in table and "N_cl/N_ev" in table and "neighbours" in table
+
+
+def test_morphology_matches_the_real_event(stats):
+    """The ranges of the simulator-realism issue around the real event's values."""
+    morph, table = stats["morphology"], format_stats_table(stats)
+    track, shower = morph["Track"], morph["Shower"]
+    assert 3.5 <= track["neighbours"] <= 5.0, table
+    assert 1.2 <= track["voxels_per_length"] <= 1.7, table
+    assert track["tracks"] >= 500
+    assert 0.30 <= morph["MIP"]["energy_median"] <= 0.55, table
+    assert 3.0 <= shower["neighbours"] <= 4.8, table
+    assert 0.10 <= shower["isolated"] <= 0.25, table
+    assert 0.27 <= shower["energy_median"] <= 0.47, table
+    assert 0.22 <= morph["Michel"]["energy_median"] <= 0.40, table
 
 
 def _linear(coords):

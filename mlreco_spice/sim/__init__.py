@@ -14,9 +14,15 @@ develop electromagnetic cascades (:mod:`.showers`). Each event becomes an
 * ``cluster3d[pcluster]``: one voxel set per instance (set index = instance id);
 * ``particles[pcluster]``: one :class:`~parsers.event.Particle` per instance.
 
+Deposits are straight step segments voxelised by exact traversal, with no
+transverse spread (:mod:`.traversal`), as PILArNet voxelises Geant4's true
+deposits: tracks are thin 26-connected lines, showers thin branches with
+detached Compton pieces (``shared/REALISM.md``; :mod:`.morphology` measures it).
+
 Reproducibility: event ``i`` of seed ``s`` uses its own generator seeded by
 ``SeedSequence([s, i])``, so it is the same whatever the number of events,
-their order or the process that makes them.
+their order or the process that makes them, for one simulator version
+(:data:`.version.SIM_VERSION`, recorded in every file written).
 
 Example::
 
@@ -34,9 +40,10 @@ import numpy as np
 from parsers.event import EventRecord, ImageMeta
 
 from .assemble import InstanceTruth, SimSettings, build_event, make_particles
+from .version import SIM_VERSION, simulation_attrs
 
 __all__ = ["simulate_event", "simulate_event_with_truth", "simulate_events", "simulate_file",
-           "event_rng", "SimSettings", "InstanceTruth"]
+           "event_rng", "SimSettings", "InstanceTruth", "SIM_VERSION"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +125,9 @@ def simulate_file(path: Union[str, os.PathLike], n_events: int, seed: int = 0, s
                   **kwargs) -> str:
     """Simulate ``n_events`` events into a larcv3 file (written atomically).
 
+    The file records the simulator version, seed, size, pitch and event range
+    (:func:`.version.simulation_attrs`).
+
     Parameters
     ----------
     path : str or PathLike
@@ -127,7 +137,9 @@ def simulate_file(path: Union[str, os.PathLike], n_events: int, seed: int = 0, s
     progress : bool, optional
         Show a progress bar (default: when more than 50 events and tqdm is installed).
     **kwargs
-        Product names and ``settings``, as in :func:`simulate_event_with_truth`.
+        Product names and ``settings``, as in :func:`simulate_event_with_truth`, and
+        ``labels``: the semantic codes written, ``pilarnet2020`` (ours, default) or
+        ``spine`` (shape codes; the particle table keeps the PDG codes).
 
     Returns
     -------
@@ -137,7 +149,12 @@ def simulate_file(path: Union[str, os.PathLike], n_events: int, seed: int = 0, s
     from parsers.writer import write_events
 
     _check(n_events, size, voxel_mm)
+    labels = kwargs.pop("labels", "pilarnet2020")
     events = simulate_events(n_events, seed, size, voxel_mm, first_event, **kwargs)
+    if labels != "pilarnet2020":  # e.g. SPINE's shape codes (parsers/label_schemes.py)
+        from parsers.label_schemes import records_in_scheme
+
+        events = records_in_scheme(events, labels)
     if progress is None:
         progress = n_events > 50
     if progress:
@@ -147,9 +164,10 @@ def simulate_file(path: Union[str, os.PathLike], n_events: int, seed: int = 0, s
             log.info("tqdm not installed: no progress bar")
         else:
             events = tqdm(events, total=n_events, desc="simulate", unit="ev")
-    write_events(str(path), events)
-    log.info("wrote %d simulated events to %s (seed %d, %d^3 voxels of %g mm)",
-             n_events, path, seed, size, voxel_mm)
+    write_events(str(path), events,
+                 attrs=simulation_attrs(seed, size, voxel_mm, n_events, first_event))
+    log.info("wrote %d simulated events to %s (simulator version %d, seed %d, %d^3 voxels "
+             "of %g mm)", n_events, path, SIM_VERSION, seed, size, voxel_mm)
     return str(path)
 
 

@@ -20,7 +20,7 @@ from .generator import KINDS, EventConfig, Primary, generate_primaries
 from .geometry import distance_to_wall, isotropic
 from .products import VoxelisedEvent, voxelise
 from .showers import CascadeSettings, simulate_cascades
-from .tracks import propagate_track
+from .tracks import propagate_tracks
 
 __all__ = ["SimSettings", "InstanceTruth", "build_event", "make_particles"]
 
@@ -35,14 +35,13 @@ class SimSettings:
     event: EventConfig = field(default_factory=EventConfig)
     cascade: CascadeSettings = field(default_factory=CascadeSettings)
     track_step_cm: float = 0.1
-    #: Transverse spread of track deposits (secondary electrons, diffusion).
-    track_smear_cm: float = 0.17
-    track_points_per_step: int = 2
-    #: Deposit spread of delta rays and Michel electrons (single thin electrons).
-    electron_smear_cm: float = 0.1
-    landau_width: float = 0.15
+    #: Gaussian spread (cm) of each deposit segment, as drift diffusion would give.
+    #: Off: PILArNet voxelises Geant4's true deposits, with no spread.
+    smear_cm: float = 0.0
+    #: Moyal width of the per-step deposit (see :class:`.showers.CascadeSettings`).
+    landau_width: float = 0.3
     #: Delta rays above this energy are explicit instances (Bethe restricted below it).
-    delta_cut_mev: float = 10.0
+    delta_cut_mev: float = 12.0
     #: Knock-on electrons above this energy (the critical energy) shower and are
     #: labelled Shower, below it Delta.
     delta_max_mev: float = physics.CRITICAL_ENERGY_MEV
@@ -78,55 +77,60 @@ class _Builder:
     def __init__(self) -> None:
         self.truth: List[InstanceTruth] = []
         self.points: List[np.ndarray] = []
+        self.vectors: List[np.ndarray] = []
         self.energies: List[np.ndarray] = []
-        self.cascades: List[Tuple[int, np.ndarray, np.ndarray, float, bool, float]] = []
+        self.cascades: List[Tuple[int, np.ndarray, np.ndarray, float, bool]] = []
 
-    def add(self, truth: InstanceTruth, points: np.ndarray, energies: np.ndarray) -> int:
+    def add(self, truth: InstanceTruth, points: np.ndarray, vectors: np.ndarray,
+            energies: np.ndarray) -> int:
         self.truth.append(truth)
         self.points.append(points)
+        self.vectors.append(vectors)
         self.energies.append(energies)
         return len(self.truth) - 1
 
-    def add_cascade(self, truth: InstanceTruth, direction: np.ndarray, photon: bool,
-                    smear_cm: float) -> int:
-        index = self.add(truth, np.zeros((0, 3)), np.zeros(0))
-        self.cascades.append((index, truth.start_cm, direction, truth.energy_init, photon, smear_cm))
+    def add_cascade(self, truth: InstanceTruth, direction: np.ndarray, photon: bool) -> int:
+        index = self.add(truth, np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+        self.cascades.append((index, truth.start_cm, direction, truth.energy_init, photon))
         return index
 
 
-def _track(rng: np.random.Generator, builder: _Builder, primary: Primary, low: np.ndarray,
-           high: np.ndarray, settings: SimSettings) -> None:
-    mass = _TRACK_MASS[primary.kind]
-    ke = primary.ke
-    if primary.stop_inside:
-        # Pick the range first so the muon stops inside: a Michel source.
-        wall = distance_to_wall(primary.start, primary.direction, low, high)
-        target = rng.uniform(15.0, max(20.0, 0.9 * wall))
-        ke = float(physics.range_table(mass).kinetic_energy(target))
-    result = propagate_track(rng, primary.start, primary.direction, ke, mass, low, high,
-                             step_cm=settings.track_step_cm,
-                             delta_cut_mev=settings.delta_cut_mev,
-                             landau_width=settings.landau_width,
-                             smear_cm=settings.track_smear_cm,
-                             points_per_step=settings.track_points_per_step)
-    pdg = KINDS[primary.kind][0]
-    parent = builder.add(InstanceTruth(primary.kind, pdg, _TRACK_CLASS[primary.kind],
-                                       np.asarray(primary.start, float), ke,
-                                       interaction_id=primary.interaction_id,
-                                       length_cm=result.length_cm, stopped=result.stopped),
-                         result.points, result.energies)
-    for start, direction, energy in zip(result.delta_start, result.delta_direction,
-                                        result.delta_energy):
-        showers = energy > settings.delta_max_mev
-        builder.add_cascade(InstanceTruth("delta", 11, SHOWER if showers else DELTA, start,
-                                          float(energy), parent, primary.interaction_id),
-                            direction, photon=False,
-                            smear_cm=settings.cascade.smear_cm if showers else settings.electron_smear_cm)
-    if primary.kind == "muon" and result.stopped:
-        energy = float(physics.sample_michel_energy(rng, 1)[0])
-        builder.add_cascade(InstanceTruth("michel", 11, MICHEL, result.end_cm.copy(), energy,
-                                          parent, primary.interaction_id),
-                            isotropic(rng, 1)[0], photon=False, smear_cm=settings.electron_smear_cm)
+def _tracks(rng: np.random.Generator, builder: _Builder, primaries: List[Primary],
+            low: np.ndarray, high: np.ndarray, settings: SimSettings) -> None:
+    """All tracks of an event in one batch, then their delta rays and Michel electrons."""
+    if not primaries:
+        return
+    masses = np.array([_TRACK_MASS[p.kind] for p in primaries])
+    kes = np.array([p.ke for p in primaries], dtype=np.float64)
+    for i, primary in enumerate(primaries):
+        if primary.stop_inside:
+            # Pick the range first so the muon stops inside: a Michel source.
+            wall = distance_to_wall(primary.start, primary.direction, low, high)
+            target = rng.uniform(15.0, max(20.0, 0.9 * wall))
+            kes[i] = float(physics.range_table(masses[i]).kinetic_energy(target))
+    results = propagate_tracks(rng, np.array([p.start for p in primaries]),
+                               np.array([p.direction for p in primaries]), kes, masses, low, high,
+                               step_cm=settings.track_step_cm,
+                               delta_cut_mev=settings.delta_cut_mev,
+                               landau_width=settings.landau_width)
+    for primary, ke, result in zip(primaries, kes, results):
+        pdg = KINDS[primary.kind][0]
+        parent = builder.add(InstanceTruth(primary.kind, pdg, _TRACK_CLASS[primary.kind],
+                                           np.asarray(primary.start, float), float(ke),
+                                           interaction_id=primary.interaction_id,
+                                           length_cm=result.length_cm, stopped=result.stopped),
+                             result.points, result.vectors, result.energies)
+        for start, direction, energy in zip(result.delta_start, result.delta_direction,
+                                            result.delta_energy):
+            showers = energy > settings.delta_max_mev
+            builder.add_cascade(InstanceTruth("delta", 11, SHOWER if showers else DELTA, start,
+                                              float(energy), parent, primary.interaction_id),
+                                direction, photon=False)
+        if primary.kind == "muon" and result.stopped:
+            energy = float(physics.sample_michel_energy(rng, 1)[0])
+            builder.add_cascade(InstanceTruth("michel", 11, MICHEL, result.end_cm.copy(), energy,
+                                              parent, primary.interaction_id),
+                                isotropic(rng, 1)[0], photon=False)
 
 
 def build_event(rng: np.random.Generator, meta: ImageMeta,
@@ -144,27 +148,31 @@ def build_event(rng: np.random.Generator, meta: ImageMeta,
     low = np.asarray(meta.origin_cm, dtype=np.float64)
     high = low + np.asarray(meta.length_cm, dtype=np.float64)
     builder = _Builder()
-    for primary in generate_primaries(rng, low, high, settings.event):
-        if KINDS[primary.kind][1]:
-            _track(rng, builder, primary, low, high, settings)
-        else:
+    primaries = generate_primaries(rng, low, high, settings.event)
+    _tracks(rng, builder, [p for p in primaries if KINDS[p.kind][1]], low, high, settings)
+    for primary in primaries:
+        if not KINDS[primary.kind][1]:
             builder.add_cascade(InstanceTruth(primary.kind, KINDS[primary.kind][0], SHOWER,
                                               np.asarray(primary.start, float), primary.ke,
                                               interaction_id=primary.interaction_id),
-                                primary.direction, photon=primary.kind == "photon",
-                                smear_cm=settings.cascade.smear_cm)
+                                primary.direction, photon=primary.kind == "photon")
     if builder.cascades:
-        index, starts, dirs, energies, photon, smear = zip(*builder.cascades)
+        index, starts, dirs, energies, photon = zip(*builder.cascades)
         result = simulate_cascades(rng, np.array(starts), np.array(dirs), np.array(energies),
-                                   np.array(photon), low, high, settings.cascade, np.array(smear))
+                                   np.array(photon), low, high, settings.cascade)
         order = np.argsort(result.owner, kind="stable")
         splits = np.cumsum(np.bincount(result.owner, minlength=len(index)))[:-1]
-        for k, (pts, dep) in enumerate(zip(np.split(result.points[order], splits),
-                                           np.split(result.energies[order], splits))):
-            builder.points[index[k]], builder.energies[index[k]] = pts, dep
+        for k, (pts, vec, dep) in enumerate(zip(np.split(result.points[order], splits),
+                                                np.split(result.vectors[order], splits),
+                                                np.split(result.energies[order], splits))):
+            builder.points[index[k]], builder.vectors[index[k]] = pts, vec
+            builder.energies[index[k]] = dep
             builder.truth[index[k]].first_interaction_cm = float(result.first_interaction_cm[k])
             builder.truth[index[k]].primary_pair = bool(result.primary_pair[k])
-    event = voxelise(meta, builder.points, builder.energies,
+    points = builder.points
+    if settings.smear_cm > 0:
+        points = [p + rng.normal(0.0, settings.smear_cm, p.shape) for p in points]
+    event = voxelise(meta, points, builder.vectors, builder.energies,
                      [t.semantic for t in builder.truth], settings.energy_threshold_mev)
     new_id = np.full(len(builder.truth), -1, dtype=np.int64)
     new_id[event.kept] = np.arange(event.kept.size)

@@ -1,11 +1,11 @@
 """Direction sampling, rotations and random walks shared by tracks and showers."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Tuple, Union
 
 import numpy as np
 
-__all__ = ["isotropic", "deflect", "inside_box", "first_exit", "distance_to_wall", "walk"]
+__all__ = ["isotropic", "deflect", "inside_box", "distance_to_wall", "walk"]
 
 
 def isotropic(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -49,19 +49,19 @@ def inside_box(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndar
     return np.all((points >= low) & (points < high), axis=1)
 
 
-def first_exit(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> int:
-    """Index of the first point outside the box (``len(points)`` if none)."""
-    outside = ~inside_box(points, low, high)
-    return int(np.argmax(outside)) if outside.any() else len(points)
-
-
 def distance_to_wall(position: np.ndarray, heading: np.ndarray, low: np.ndarray,
-                     high: np.ndarray) -> float:
-    """Straight-line distance from an inside point to the box wall along ``heading``."""
+                     high: np.ndarray) -> Union[float, np.ndarray]:
+    """Straight-line distance from inside points to the box wall along their headings.
+
+    ``position`` and ``heading`` are (3,) (returns a float) or (n, 3) (returns (n,)).
+    """
+    position = np.asarray(position, dtype=np.float64)
+    heading = np.asarray(heading, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(heading > 0, (high - position) / heading,
                      np.where(heading < 0, (low - position) / heading, np.inf))
-    return float(max(t.min(), 0.0))
+    distance = np.maximum(t.min(axis=-1), 0.0)
+    return float(distance) if distance.ndim == 0 else distance
 
 
 def walk(rng: np.random.Generator, start: np.ndarray, direction: np.ndarray,

@@ -19,9 +19,12 @@ Sources:
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Tuple
+from typing import Tuple, Union
 
 import numpy as np
+
+#: A scalar, or one value per element of the energy array (tracks of several masses).
+ArrayOrFloat = Union[float, np.ndarray]
 
 __all__ = [
     "LAR_DENSITY", "LAR_Z_OVER_A", "LAR_MEAN_EXCITATION_MEV", "RADIATION_LENGTH_CM",
@@ -74,7 +77,7 @@ def pstar_range_cm(ke_mev: float) -> float:
     return float(np.exp(log_r) / LAR_DENSITY)
 
 
-def momentum_beta(ke: np.ndarray, mass: float) -> Tuple[np.ndarray, np.ndarray]:
+def momentum_beta(ke: np.ndarray, mass: ArrayOrFloat) -> Tuple[np.ndarray, np.ndarray]:
     """Momentum (MeV/c) and velocity beta of particles of kinetic energy ``ke``."""
     ke = np.maximum(np.asarray(ke, dtype=np.float64), 1e-6)
     energy = ke + mass
@@ -82,7 +85,7 @@ def momentum_beta(ke: np.ndarray, mass: float) -> Tuple[np.ndarray, np.ndarray]:
     return p, p / energy
 
 
-def max_delta_energy(ke: np.ndarray, mass: float) -> np.ndarray:
+def max_delta_energy(ke: np.ndarray, mass: ArrayOrFloat) -> np.ndarray:
     """Largest kinetic energy transferable to a free electron, W_max (MeV)."""
     gamma = 1.0 + np.asarray(ke, dtype=np.float64) / mass
     bg2 = gamma ** 2 - 1.0
@@ -99,7 +102,7 @@ def _density_effect(bg: np.ndarray) -> np.ndarray:
     return np.where(x >= s["x1"], two_ln10 * x - s["c_bar"], np.where(x >= s["x0"], mid, 0.0))
 
 
-def bethe_dedx(ke: np.ndarray, mass: float, t_cut: float = np.inf) -> np.ndarray:
+def bethe_dedx(ke: np.ndarray, mass: ArrayOrFloat, t_cut: float = np.inf) -> np.ndarray:
     """Mean energy loss (MeV/cm) of a singly charged particle in liquid argon.
 
     Parameters
@@ -166,7 +169,7 @@ def range_table(mass: float) -> RangeTable:
     return RangeTable(mass)
 
 
-def highland_theta0(ke: np.ndarray, mass: float, step_cm: float,
+def highland_theta0(ke: np.ndarray, mass: ArrayOrFloat, step_cm: float,
                     reference_cm: float = 1.0) -> np.ndarray:
     """RMS plane scattering angle (rad) over a step, from the Highland formula.
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
@@ -47,15 +47,17 @@ _ME = physics.ELECTRON_MASS
 class CascadeSettings:
     """Cut-offs and step of the cascade (see module docstring)."""
 
-    step_cm: float = 0.05
+    step_cm: float = 0.1
     kmin_mev: float = 0.3
     soft_mev: float = 5.0
     pair_min_mev: float = 10.0
-    photo_max_mev: float = 0.15
-    landau_width: float = 0.1
-    #: Gaussian spread of deposits standing in for the sub-cut secondaries
-    #: (soft brems photons, Compton and Moller electrons) that make showers fuzzy.
-    smear_cm: float = 0.2
+    #: Photons below this energy are absorbed where they interact. In argon the
+    #: photoelectric and Compton cross sections cross near 0.07-0.1 MeV; 0.08
+    #: reproduces the real event's detached shower voxels (17 %; 0.15 gave 11 %).
+    photo_max_mev: float = 0.08
+    #: Moyal width of the per-step deposit: thin (0.1 cm) steps of argon have a
+    #: wide, skewed energy-loss distribution, which sets the median energy per voxel.
+    landau_width: float = 0.3
 
 
 @dataclass
@@ -65,10 +67,13 @@ class CascadeResult:
     Attributes
     ----------
     points : ndarray (n, 3)
-        Deposit positions (cm); photons leaving the volume are dropped, but an
-        electron's walk may end slightly outside it.
+        Step centres of the electrons (cm); photons leaving the volume are
+        dropped, but an electron's walk may end slightly outside it.
+    vectors : ndarray (n, 3)
+        Step spans (cm): each deposit is a straight segment, voxelised by
+        exact traversal.
     energies : ndarray (n,)
-        Deposited energy per point (MeV).
+        Deposited energy per step (MeV).
     owner : ndarray (n,) int64
         Index of the cascade (primary) each deposit belongs to.
     first_interaction_cm : ndarray (m,)
@@ -80,6 +85,7 @@ class CascadeResult:
     """
 
     points: np.ndarray
+    vectors: np.ndarray
     energies: np.ndarray
     owner: np.ndarray
     first_interaction_cm: np.ndarray
@@ -108,11 +114,9 @@ class _Cascades:
     """Pending particles and deposits of all cascades; particles carry their owner."""
 
     def __init__(self, rng: np.random.Generator, low: np.ndarray, high: np.ndarray,
-                 settings: CascadeSettings, smear_cm: np.ndarray):
+                 settings: CascadeSettings, n_primaries: int):
         self.rng, self.low, self.high, self.cfg = rng, low, high, settings
-        self.smear = smear_cm
-        n_primaries = smear_cm.size
-        self.deposits: List[tuple] = []          # (points, energies, owner)
+        self.deposits: List[tuple] = []          # (points, vectors, energies, owner)
         self.hard: List[tuple] = []              # (pos, dir, energy, owner)
         self.soft: List[tuple] = []
         self.photons: List[tuple] = []           # (pos, dir, energy, owner, primary?)
@@ -179,7 +183,7 @@ class _Cascades:
         dep = steps * physics.landau_factors(rng, of.size, cfg.landau_width)
         ionisation = energy - (cum_k[emit_start[1:]] - cum_k[emit_start[:-1]])
         dep *= (ionisation / np.bincount(of, dep, minlength=energy.size))[of]
-        self._deposit(mid, dep, owner[of])
+        self.deposits.append((mid, step_dirs * steps[:, None], dep, owner[of]))
         if emit_k.size:
             at = starts[emit_of] + np.minimum((emit_s / cfg.step_cm).astype(np.int64),
                                               n_steps[emit_of] - 1)
@@ -243,20 +247,16 @@ class _Cascades:
         _, starts, of, index, steps = _steps(energy / dedx, cfg.step_cm)
         e_mid = np.maximum(energy[of] - dedx * (index * cfg.step_cm + 0.5 * steps), 0.02)
         theta0 = physics.highland_theta0(e_mid, _ME, cfg.step_cm) * np.sqrt(steps / cfg.step_cm)
-        mid, _ = walk(self.rng, pos, dirs, steps, np.minimum(theta0, 1.0), starts)
+        mid, step_dirs = walk(self.rng, pos, dirs, steps, np.minimum(theta0, 1.0), starts)
         dep = steps * physics.landau_factors(self.rng, of.size, cfg.landau_width)
         dep *= (energy / np.bincount(of, dep, minlength=energy.size))[of]
-        self._deposit(mid, dep, owner[of])
-
-    def _deposit(self, points: np.ndarray, energies: np.ndarray, owner: np.ndarray) -> None:
-        points = points + self.rng.standard_normal(points.shape) * self.smear[owner][:, None]
-        self.deposits.append((points, energies, owner))
+        self.deposits.append((mid, step_dirs * steps[:, None], dep, owner[of]))
 
 
 def simulate_cascades(rng: np.random.Generator, starts: np.ndarray, directions: np.ndarray,
                       energies: np.ndarray, photon: np.ndarray, box_low: np.ndarray,
-                      box_high: np.ndarray, settings: CascadeSettings = CascadeSettings(),
-                      smear_cm: Optional[np.ndarray] = None) -> CascadeResult:
+                      box_high: np.ndarray,
+                      settings: CascadeSettings = CascadeSettings()) -> CascadeResult:
     """Simulate the cascades of several electrons and photons together.
 
     Parameters
@@ -273,9 +273,6 @@ def simulate_cascades(rng: np.random.Generator, starts: np.ndarray, directions: 
         Active volume (cm); photons leaving it are dropped.
     settings : CascadeSettings
         Cut-offs and step size.
-    smear_cm : array_like (m,), optional
-        Deposit spread per primary (default ``settings.smear_cm``): thin for
-        delta rays and Michel electrons, fuzzy for showers.
     """
     starts = np.asarray(starts, dtype=np.float64).reshape(-1, 3)
     directions = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
@@ -284,10 +281,7 @@ def simulate_cascades(rng: np.random.Generator, starts: np.ndarray, directions: 
     if np.any(energies <= 0):
         raise ValueError("cascade energies must be positive")
     m = energies.size
-    smear = np.full(m, settings.smear_cm) if smear_cm is None else \
-        np.asarray(smear_cm, dtype=np.float64).reshape(m)
-    cascades = _Cascades(rng, np.asarray(box_low, float), np.asarray(box_high, float), settings,
-                         smear)
+    cascades = _Cascades(rng, np.asarray(box_low, float), np.asarray(box_high, float), settings, m)
     owner = np.arange(m, dtype=np.int64)
     if photon.any():
         cascades.photons.append((starts[photon], directions[photon], energies[photon],
@@ -298,10 +292,11 @@ def simulate_cascades(rng: np.random.Generator, starts: np.ndarray, directions: 
         cascades.run_hard()
     cascades.run_soft()
     if cascades.deposits:
-        points, deposits, owners = _concat(cascades.deposits, 3)
+        points, vectors, deposits, owners = _concat(cascades.deposits, 4)
     else:
-        points, deposits, owners = np.zeros((0, 3)), np.zeros(0), np.zeros(0, np.int64)
-    return CascadeResult(points, deposits, owners, cascades.first, cascades.pair)
+        points, vectors = np.zeros((0, 3)), np.zeros((0, 3))
+        deposits, owners = np.zeros(0), np.zeros(0, np.int64)
+    return CascadeResult(points, vectors, deposits, owners, cascades.first, cascades.pair)
 
 
 def simulate_cascade(rng: np.random.Generator, start: np.ndarray, direction: np.ndarray,
