@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voxel-mm", type=float, default=3.0, help="voxel pitch in mm (default 3)")
     p.add_argument("--stats", metavar="FILE", help="print per-class instance and voxel statistics of FILE")
     p.add_argument("--first-event", type=int, default=0, help="event number of the first event")
+    p.add_argument("--labels", choices=("pilarnet2020", "spine"), default="pilarnet2020",
+                   help="semantic codes to write: pilarnet2020 (0 HIP, 1 MIP, 2 shower, 3 delta, "
+                        "4 Michel) or spine (0 shower, 1 track, 2 Michel, 3 delta; read them "
+                        "with io.dataset.labels: spine)")
 
     p = sub.add_parser("train", parents=[common],
                        help="train a chain from a YAML config",

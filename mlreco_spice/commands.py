@@ -55,7 +55,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from .sim import simulate_file
 
     simulate_file(args.output, n_events=args.events, seed=args.seed, size=args.size,
-                  voxel_mm=args.voxel_mm, first_event=args.first_event)
+                  voxel_mm=args.voxel_mm, first_event=args.first_event, labels=args.labels)
     return 0
 
 

@@ -160,7 +160,7 @@ DEFAULTS = {
             "format": Spec("auto", (str,), choices=("auto", "larcv3", "larcv2", "pilarnet_m")),
             "schema": {},
             "max_events": Spec(None, (int, type(None))),
-            # Meaning of semantic codes in larcv files (parsers/readers/label_schemes.py).
+            # Meaning of semantic codes in larcv files (parsers/label_schemes.py).
             "labels": Spec("pilarnet2020", (str,), choices=("pilarnet2020", "spine"),
                            doc="pilarnet2020: 0 HIP 1 MIP 2 shower 3 delta 4 Michel; spine: "
                                "0 shower 1 track 2 Michel 3 delta 4 low-energy"),

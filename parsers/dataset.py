@@ -31,6 +31,7 @@ from mlreco_spice.registry import PARSERS, RegistryError
 
 from .collate import SkippedEvent, collate_events
 from .event import EventRecord
+from .label_schemes import relabel_event, semantic_links
 from .readers import Reader, open_reader
 from .sparse import producer_name
 from .validate import check_event, default_semantic_products
@@ -127,6 +128,9 @@ class SpiceDataset(Dataset):
         self.on_bad_event = io["on_bad_event"]
         self._semantic = [producer_name(entry["semantics_product"], "sparse3d")
                           for entry in self.schema.values() if "semantics_product" in entry]
+        # What the file's semantic codes mean (parsers/label_schemes.py).
+        self.labels = dataset_cfg["labels"]
+        self._links = semantic_links(self.schema)
         self._meta_product = next((producer_name(n, "sparse3d") for n in products
                                    if not n.startswith(("cluster3d_", "particle_"))), None)
 
@@ -158,6 +162,8 @@ class SpiceDataset(Dataset):
         checked = self._used_products(record)
         semantic = set(self._semantic) | set(default_semantic_products(checked))
         check_event(checked, self.max_voxels, semantic)
+        record = relabel_event(record, self.labels, self.reader.mapping, self._links,
+                               self.reader.native_classes)
         item: Dict[str, Any] = {"file": record.file, "entry": record.entry, "run": record.run,
                                 "subrun": record.subrun, "event": record.event}
         stats: Dict[str, dict] = {}

@@ -15,6 +15,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 from mlreco_spice.errors import DataError
 
 from ..event import EventRecord
+from .larcv_shapes import ShapeMapping
 
 __all__ = ["Reader", "expand_files"]
 
@@ -74,6 +75,12 @@ class Reader(abc.ABC):
 
     #: Name in the READERS registry and in ``io.dataset.format``.
     format_name: str = ""
+    #: What this reader already gives in our classes, whatever ``io.dataset.labels``
+    #: says: ``"semantics"`` (sparse3d semantic products), ``"particles"`` (particle
+    #: classes). :mod:`parsers.label_schemes` translates the rest.
+    native_classes: Tuple[str, ...] = ()
+    #: Shape codes -> our classes (``reader_options.semantic_mapping``).
+    mapping: ShapeMapping = ShapeMapping()
 
     def __init__(self, files: Sequence[str], products: Optional[Sequence[str]] = None):
         self.files = [str(f) for f in files]

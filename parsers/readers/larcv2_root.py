@@ -219,6 +219,7 @@ class Larcv2RootReader(CachedHandles, Reader):
     """
 
     format_name = "larcv2"
+    native_classes = ("particles",)  # particle shapes are mapped here (PDG known)
 
     _opener = staticmethod(_Larcv2File)
 

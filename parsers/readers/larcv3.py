@@ -25,7 +25,7 @@ the one documented in :mod:`parsers.writer`.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from mlreco_spice.registry import READERS
 
 from ..event import ClusterProduct, EventRecord, ImageMeta, Particle, SparseProduct
 from .base import Reader
+from .larcv_shapes import ShapeMapping
 
 __all__ = ["Larcv3Reader"]
 
@@ -70,8 +71,11 @@ class Larcv3Reader(Reader):
 
     format_name = "larcv3"
 
-    def __init__(self, files: Sequence[str], products: Optional[Sequence[str]] = None):
+    def __init__(self, files: Sequence[str], products: Optional[Sequence[str]] = None,
+                 semantic_mapping: Optional[Mapping] = None):
         super().__init__(files, products)
+        # Used by parsers.label_schemes when io.dataset.labels is spine.
+        self.mapping = ShapeMapping.from_options(semantic_mapping)
         self._handles: Optional[Dict[str, object]] = None
         self._handles_pid: Optional[int] = None
         self._tables: Dict[tuple, object] = {}

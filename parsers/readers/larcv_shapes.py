@@ -22,10 +22,14 @@ from mlreco_spice.columns import DELTA, HIP, MICHEL, MIP, SHOWER, UNLABELED, cla
 from mlreco_spice.errors import UserError
 
 __all__ = ["SHAPE_SHOWER", "SHAPE_TRACK", "SHAPE_MICHEL", "SHAPE_DELTA", "SHAPE_LESCATTER",
-           "SHAPE_NAMES", "ShapeMapping", "class_to_shape"]
+           "SHAPE_NAMES", "ShapeMapping", "class_to_shape", "DROP"]
 
 SHAPE_SHOWER, SHAPE_TRACK, SHAPE_MICHEL, SHAPE_DELTA, SHAPE_LESCATTER = range(5)
 SHAPE_NAMES = ("shower", "track", "michel", "delta", "low_energy")
+
+#: "Class" of deposits removed from the event, input included (``low_energy: drop``):
+#: training and inference then see the same voxels, with or without labels.
+DROP = -2
 
 _CLASS_TO_SHAPE = {HIP: SHAPE_TRACK, MIP: SHAPE_TRACK, SHOWER: SHAPE_SHOWER,
                    DELTA: SHAPE_DELTA, MICHEL: SHAPE_MICHEL}
@@ -39,6 +43,8 @@ def class_to_shape(semantic: int) -> int:
 def _class_or_ignore(value: Union[str, int, None]) -> int:
     if value is None or (isinstance(value, str) and value.strip().lower() in ("ignore", "none")):
         return UNLABELED
+    if isinstance(value, str) and value.strip().lower() == "drop":
+        return DROP
     if isinstance(value, int) and value == UNLABELED:
         return UNLABELED
     return class_index(value)
@@ -53,7 +59,8 @@ class ShapeMapping:
     shower, michel, delta : int
         Our class for those shapes (default Shower, Michel, Delta).
     low_energy : int
-        Our class for low-energy deposits; -1 (ignored) by default.
+        Our class for low-energy deposits; -1 (ignored: kept in the input, left out
+        of losses and metrics) by default; :data:`DROP` removes them from the event.
     hip_pdg : tuple of int
         PDG codes (absolute value) whose tracks are HIP; other tracks are MIP.
     """
@@ -69,7 +76,8 @@ class ShapeMapping:
         """Build from a config mapping.
 
         Keys (all optional): ``shower``, ``michel``, ``delta`` (class names),
-        ``low_energy`` (``ignore`` or a class name), ``hip_pdg`` (list of PDG codes).
+        ``low_energy`` (``ignore``, ``drop`` or a class name), ``hip_pdg`` (list of
+        PDG codes).
 
         Raises
         ------

@@ -54,7 +54,7 @@ from mlreco_spice.registry import READERS
 from ..event import ClusterProduct, EventRecord, ImageMeta, Particle, SparseProduct, linear_index
 from .base import Reader
 from .handles import CachedHandles
-from .larcv_shapes import ShapeMapping
+from .larcv_shapes import DROP, ShapeMapping
 
 __all__ = ["PilarnetMReader", "PID_TO_PDG", "POINT_COLUMNS", "CLUSTER_COLUMNS", "pid_of_pdg"]
 
@@ -121,6 +121,7 @@ class PilarnetMReader(CachedHandles, Reader):
     """
 
     format_name = "pilarnet_m"
+    native_classes = ("semantics", "particles")  # both made here from the shape codes
 
     _opener = staticmethod(_open_pilarnet_m)
 
@@ -208,6 +209,10 @@ class PilarnetMReader(CachedHandles, Reader):
                else np.full(len(cluster), -1, np.int64))
         pdg = np.array([PID_TO_PDG.get(int(p), 0) for p in pid], dtype=np.int64)
         classes = self.mapping.classes(cluster[:, CLUSTER_COLUMNS["semantic"]], pdg)
+        if self.mapping.low_energy == DROP:
+            # Out of the input too, so training and inference see the same voxels.
+            kept = classes[owner] != DROP
+            coords, energy, owner = coords[kept], energy[kept], owner[kept]
 
         lin = linear_index(coords, size)
         voxels, inverse = np.unique(lin, return_inverse=True)
