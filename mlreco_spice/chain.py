@@ -141,7 +141,9 @@ class Chain(nn.Module):
             if "use_true_semantics" in cfg:
                 kwargs["semantics"] = self.semantics_for(name, batch, outputs)
             self._sync_image_size(name, batch)
-            outputs[name] = self.networks[name](**kwargs)
+            # A frozen stage records no autograd graph: nothing flows back through it.
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not cfg.get("freeze")):
+                outputs[name] = self.networks[name](**kwargs)
         return outputs
 
     def _sync_image_size(self, name: str, batch: Mapping[str, Any]) -> None:
@@ -198,6 +200,21 @@ class Chain(nn.Module):
         for param in self.networks[name].parameters():
             param.requires_grad_(False)
         self.networks[name].eval()
+
+    def set_seediness_frozen(self, frozen: bool) -> bool:
+        """Freeze (or release) the seediness branch of the SPICE stage and leave its
+        term out of (or put it back into) the loss: the paper's two-stage training.
+
+        Returns False when no stage has a seediness branch.
+        """
+        _, net = self.find_stage("set_seediness_frozen")
+        if net is None:
+            return False
+        net.set_seediness_frozen(frozen)
+        for loss in self.losses.values():
+            if hasattr(loss, "set_seediness_frozen"):
+                loss.set_seediness_frozen(frozen)
+        return True
 
     def train(self, mode: bool = True) -> "Chain":
         super().train(mode)

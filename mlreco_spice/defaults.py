@@ -91,7 +91,10 @@ STAGE_DEFAULTS = {
             "head_activation": Spec(True, (bool,), doc="LeakyReLU between head norm and linear"),
         },
         "loss": {
-            "mask_loss": Spec("lovasz", (str,), choices=("lovasz", "bce", "dice", "focal")),
+            # The names of losses/masks.py's MASK_LOSSES (tests/test_losses.py checks).
+            "mask_loss": Spec("lovasz", (str,),
+                              choices=("lovasz", "lovasz_logit", "bce", "dice", "focal"),
+                              doc="lovasz (on 2p-1), lovasz_logit, bce, dice or focal"),
             # Score the Lovász hinge sees: 2p-1 (SPINE's choice; never saturates,
             # so embeddings collapse onto their centroid, which seed-based
             # clustering needs) or the logit log(p/(1-p)).

@@ -130,17 +130,6 @@ class _Wrapped:
         self.module = DDP(self.chain, device_ids=[self.device] if self.device.type == "cuda" else None)
 
 
-def _set_seed_freeze(chain: Chain, frozen: bool) -> bool:
-    _, net = chain.find_stage("set_seediness_frozen")
-    if net is None:
-        return False
-    net.set_seediness_frozen(frozen)
-    for loss in chain.losses.values():
-        if hasattr(loss, "set_seediness_frozen"):
-            loss.set_seediness_frozen(frozen)
-    return True
-
-
 def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> TrainResult:
     """Train the chain described by a complete config (see :func:`load_config`).
 
@@ -197,7 +186,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
                            model=chain)
 
     freeze_until = int(tcfg["freeze_seediness_iterations"])
-    seed_frozen = start < freeze_until and _set_seed_freeze(chain, True)
+    seed_frozen = start < freeze_until and chain.set_seediness_frozen(True)
     wrapped = _Wrapped(chain, dist, device)
     sampler = IterationBatchSampler(len(dataset), cfg["io"]["loader"]["batch_size"], int(tcfg["seed"]),
                                     start, total, dist.rank, dist.world_size,
@@ -235,7 +224,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
     try:
         for batch in loader:
             if seed_frozen and iteration >= freeze_until:
-                _set_seed_freeze(chain, False)
+                chain.set_seediness_frozen(False)
                 seed_frozen = False
                 wrapped.wrap()
                 log.info("iteration %d: seediness branch unfrozen (stage 2)", iteration)

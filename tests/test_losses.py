@@ -106,8 +106,19 @@ def test_mask_losses_by_name():
     assert focal[1].item() == pytest.approx(expected)
     lovasz = get_mask_loss("LOVASZ")(logits, labels, segments, 2)
     assert lovasz[1].item() == pytest.approx(lovasz_reference(logits.numpy()[3:], y[3:]))
-    with pytest.raises(ValueError, match="valid: bce, dice, focal, lovasz"):
+    with pytest.raises(ValueError, match="valid: bce, dice, focal, lovasz, lovasz_logit"):
         get_mask_loss("hinge")
+
+
+def test_mask_loss_names_and_scores_match_the_config_choices():
+    from mlreco_spice.defaults import STAGE_DEFAULTS
+    from mlreco_spice.losses import MASK_LOSSES, mask_loss_score
+
+    assert set(STAGE_DEFAULTS["spice"]["loss"]["mask_loss"].choices) == set(MASK_LOSSES)
+    assert mask_loss_score("lovasz") == "linear"
+    assert mask_loss_score("lovasz", "logit") == mask_loss_score("lovasz_logit") == "logit"
+    assert {mask_loss_score(n) for n in ("bce", "dice", "focal")} == {"logit"}
+    assert get_mask_loss("lovasz_logit") is get_mask_loss("lovasz")  # one Lovász, two scores
 
 
 # -------------------------------------------------------- SPICE loss terms ---
@@ -149,10 +160,15 @@ def _expected_terms(emb, margins, seeds, inst, sem, batch, mask_name):
                 mus.append(mu)
                 p = np.exp(-((emb[in_class] - mu) ** 2).sum(1) / (2 * sigma ** 2))
                 y = (inst[in_class] == k).astype(float)
-                if mask_name == "lovasz-logit":
+                if mask_name in ("lovasz-logit", "lovasz_logit"):
                     values["mask"].append(lovasz_reference(np.log(p) - np.log1p(-p), y))
                 elif mask_name == "lovasz":  # default score 2p - 1
                     values["mask"].append(lovasz_reference(2 * p - 1, y))
+                elif mask_name == "dice":
+                    values["mask"].append(1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1))
+                elif mask_name == "focal":  # gamma 2 (the default)
+                    pt = np.where(y == 1, p, 1 - p)
+                    values["mask"].append(np.mean(-(1 - pt) ** 2 * np.log(pt)))
                 else:
                     values["mask"].append(bce_reference(p, y))
                 values["smoothing"].append(np.abs(margins[members] - sigma).mean())
@@ -177,7 +193,8 @@ def _expected_terms(emb, margins, seeds, inst, sem, batch, mask_name):
     return out
 
 
-@pytest.mark.parametrize("mask_name", ["lovasz", "lovasz-logit", "bce"])
+@pytest.mark.parametrize("mask_name", ["lovasz", "lovasz-logit", "lovasz_logit", "bce", "dice",
+                                       "focal"])
 def test_spice_loss_terms_match_hand_computation(mask_name):
     emb, margins, seeds, inst, sem, batch = _toy_batch(with_ignored=False)
     emb.requires_grad_(True)

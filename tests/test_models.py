@@ -197,6 +197,69 @@ def test_seediness_freeze_stops_gradients_and_statistics():
     assert bn.training and all(p.requires_grad for p in model.seediness_parameters())
 
 
+def test_frozen_seediness_branch_runs_without_autograd():
+    """No backward pass through a frozen seediness branch (issue 17).
+
+    Before, the decoder ran with autograd on (its input comes from the trained
+    encoder) and a zero-weighted term kept it in the loss graph, so backward
+    traversed it for zero gradients.
+    """
+    from mlreco_spice.losses import SPICELoss
+    from mlreco_spice.models import SPICE
+
+    torch.manual_seed(0)
+    model = SPICE(spice_cfg())
+    loss = SPICELoss(spice_cfg())
+    model.set_seediness_frozen(True)
+    loss.set_seediness_frozen(True)
+    model.train()
+    grad_mode = []
+    for module in (model.seediness_decoder, model.seediness_head):
+        module.register_forward_hook(lambda *_: grad_mode.append(torch.is_grad_enabled()))
+    data = random_event(60, events=2)
+    label = torch.cat([data[:, :4], (data[:, 1:2] > 32).float(), torch.zeros(60, 1)], 1)
+    out = model(data)
+    assert grad_mode == [False, False]  # the branch ran with autograd off
+    assert out["seediness"].grad_fn is None and not out["seediness"].requires_grad
+    assert out["embeddings"].requires_grad
+    terms = loss(out, label)
+    assert torch.isfinite(terms["seed"])  # still computed and logged
+    terms["loss"].backward()
+    assert all(p.grad is None for p in model.seediness_parameters())
+    assert model.encoder.input_conv.kernel.grad is not None
+    # Released: the branch records a graph again and receives gradients.
+    model.set_seediness_frozen(False)
+    loss.set_seediness_frozen(False)
+    model.zero_grad(set_to_none=True)
+    out = model(data)
+    assert grad_mode[-2:] == [True, True] and out["seediness"].requires_grad
+    loss(out, label)["loss"].backward()
+    assert all(p.grad is not None for p in model.seediness_parameters())
+
+
+def test_frozen_chain_stage_records_no_graph():
+    from mlreco_spice.chain import Chain
+    from mlreco_spice.config import fill_defaults
+
+    cfg = fill_defaults({"model": {"stages": ["uresnet", "spice"], "modules": {
+        "uresnet": {"network": {"uresnet": dict(SMALL)}, "freeze": True,
+                    "network_input": {"data": "data"}, "loss_input": {"seg_label": "seg_label"}},
+        "spice": {**spice_cfg(), "use_true_semantics": True,
+                  "network_input": {"data": "data", "semantics": "uresnet.semantics"},
+                  "loss_input": {"clust_label": "clust_label"}}}}})
+    chain = Chain(cfg["model"]).train()
+    data = random_event(80, events=2)
+    label = torch.cat([data[:, :4], (data[:, 1:2] > 32).float(), torch.zeros(80, 1)], 1)
+    batch = {"data": data, "clust_label": label, "seg_label": label[:, [0, 1, 2, 3, 5]]}
+    outputs = chain(batch)
+    assert all(not t.requires_grad for t in outputs["uresnet"].values()
+               if isinstance(t, torch.Tensor))
+    terms = chain.compute_loss(batch, outputs)
+    assert "uresnet.loss" not in terms
+    terms["loss"].backward()
+    assert all(p.grad is None for p in chain.networks["uresnet"].parameters())
+
+
 def test_fold_batchnorm_preserves_eval_outputs():
     from mlreco_spice.models import SPICE, fold_batchnorm
 

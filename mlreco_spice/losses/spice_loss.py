@@ -16,8 +16,9 @@ Definitions (``k`` an instance, ``C_k`` its voxels, ``e_i`` the embedding and
   ``log p - log(1 - p) = -q - log(-expm1(-q))`` with
   ``q = |e_i - μ_k|²/(2σ_k²)`` clamped at 1e-6 (so ``|logit| <= 13.8`` near
   the centre); working in ``q`` keeps it exact for far voxels. The Lovász
-  hinge takes ``2p - 1`` by default (``lovasz_score: linear``, SPINE's
-  choice) or the logit (``lovasz_score: logit``). Why linear: with the logit
+  hinge takes ``2p - 1`` by default (``mask_loss: lovasz``, SPINE's
+  choice) or the logit (``mask_loss: lovasz_logit``, or ``lovasz`` with
+  ``lovasz_score: logit``). Why linear: with the logit
   the hinge is satisfied, and stops pulling, once ``p > 0.73`` inside and
   ``p < 0.27`` outside; ``2p - 1`` never reaches the margin, so embeddings
   keep collapsing onto their centroid. The greedy clustering seeds a kernel at
@@ -53,7 +54,7 @@ from torch import nn
 
 from ..columns import (BATCH_COL, CLASS_NAMES, INSTANCE_COL, NUM_CLASSES, SEMANTIC_COL,
                        class_indices)
-from .masks import get_mask_loss, segment_mean
+from .masks import get_mask_loss, mask_loss_score, segment_mean
 from .stage_config import stage_block
 
 __all__ = ["spice_loss_terms", "kernel_logit", "SPICELoss", "TERMS"]
@@ -83,13 +84,16 @@ def _check_inputs(embeddings: torch.Tensor, tensors: Dict[str, torch.Tensor]) ->
             raise ValueError(f"{name} has {tensor.numel()} values for {n} embeddings")
 
 
-def _zero_terms(anchor: torch.Tensor) -> Dict[str, torch.Tensor]:
-    # Keep the autograd graph alive so that backward() works on empty batches.
-    zero = anchor.sum() * 0.0
+def _zero_terms(*outputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+    # Nothing to score: a zero still attached to the outputs that carry a graph,
+    # so backward() works and, under DDP, every trained parameter gets its
+    # (zero) gradient. A frozen branch's output has no graph and is left out.
+    live = [t.sum() for t in outputs if t.requires_grad]
+    zero = sum(live) * 0.0 if live else outputs[0].new_zeros(())
     out = {name: zero for name in TERMS}
     out["total"] = zero
     out["accuracy"] = torch.full_like(zero, float("nan")).detach()
-    out["num_instances"] = torch.zeros((), device=anchor.device)
+    out["num_instances"] = torch.zeros((), device=zero.device)
     return out
 
 
@@ -140,9 +144,8 @@ def spice_loss_terms(embeddings: torch.Tensor, margins: torch.Tensor, seediness:
         owned = torch.tensor(class_indices(classes), device=device)
         valid &= torch.isin(sem, owned)
     rows = torch.nonzero(valid).flatten()
-    anchor = embeddings.sum() + margins.sum() + seediness.sum()
     if len(rows) == 0:
-        return _zero_terms(anchor)
+        return _zero_terms(embeddings, margins, seediness)
 
     # Instance = (event, class, label). Sorted unique keys put the instances
     # of one (event, class) next to each other, which the pair code uses.
@@ -157,7 +160,7 @@ def spice_loss_terms(embeddings: torch.Tensor, margins: torch.Tensor, seediness:
         group_keys, counts = group_keys[large], counts[large]
     num_groups = len(group_keys)
     if num_groups == 0:
-        return _zero_terms(anchor)
+        return _zero_terms(embeddings, margins, seediness)
 
     emb, mar, see = embeddings[rows], margins[rows], seediness[rows]
     ce_keys, ce_of_group = torch.unique(group_keys // span, return_inverse=True)
@@ -183,7 +186,7 @@ def spice_loss_terms(embeddings: torch.Tensor, margins: torch.Tensor, seediness:
     dist2 = (emb[pair_voxel] - centroid[pair_group]).pow(2).sum(1)
     q = dist2 / (2.0 * sigma[pair_group].pow(2))
     mask_fn = get_mask_loss(cfg["mask_loss"])
-    linear = cfg["mask_loss"] == "lovasz" and cfg["lovasz_score"] == "linear"
+    linear = mask_loss_score(cfg["mask_loss"], cfg["lovasz_score"]) == "linear"
     scores = 2.0 * torch.exp(-q) - 1.0 if linear else kernel_logit(q)
     per_group = {"mask": mask_fn(scores, pair_label, pair_group, num_groups,
                                  focal_gamma=float(cfg["focal_gamma"]))}
@@ -224,7 +227,7 @@ def spice_loss_terms(embeddings: torch.Tensor, margins: torch.Tensor, seediness:
     total = float(cfg["gamma2"]) * embedding_loss
     if include_seed:
         total = total + float(cfg["gamma1"]) * out["seed"]
-    out["total"] = total + anchor * 0.0
+    out["total"] = total
     out["accuracy"] = out["accuracy"].detach()
     out["num_instances"] = torch.tensor(float(num_groups), device=device)
     return out
@@ -265,7 +268,8 @@ class SPICELoss(nn.Module):
         super().__init__()
         block = stage_block("spice", stage_cfg)
         self.config = dict(block["loss"])
-        get_mask_loss(self.config["mask_loss"])  # fail at construction on a bad name
+        # Fail at construction on a bad name.
+        mask_loss_score(self.config["mask_loss"], self.config["lovasz_score"])
         self.classes = class_indices(block["network"]["classes"])
         self.seed_frozen = False
 

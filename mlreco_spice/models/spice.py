@@ -16,7 +16,8 @@ coordinates are appended to the input features.
 
 Two-stage training (paper III.A): :meth:`SPICE.set_seediness_frozen` stops
 gradients into the seediness decoder and head and keeps their batch norms in
-eval mode.
+eval mode; while frozen the branch runs without autograd, so no backward pass
+goes through it.
 """
 from __future__ import annotations
 
@@ -192,7 +193,11 @@ class SPICE(nn.Module):
         # Both decoders run on the same coordinate manager, so the kernel maps
         # the first one computes are reused by the second.
         emb = self.embedding_head(self.embedding_decoder(levels)).F[inverse]
-        seed = self.seediness_head(self.seediness_decoder(levels)).F[inverse]
+        # A frozen seediness branch runs without autograd: no graph is recorded,
+        # so backward never traverses it (its output still feeds the logged seed
+        # term and the clusterer).
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.seediness_frozen):
+            seed = self.seediness_head(self.seediness_decoder(levels)).F[inverse]
         return {"embeddings": torch.tanh(emb[:, :EMBEDDING_DIM]) + coords,
                 "margins": 2.0 * torch.sigmoid(emb[:, EMBEDDING_DIM:]),
                 "seediness": torch.sigmoid(seed)}
