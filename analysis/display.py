@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mlreco_spice.atomic import atomic_path, atomic_write_text
+from mlreco_spice.atomic import atomic_path, atomic_write_text, check_output_dir
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, UNLABELED
 
 __all__ = ["display_event", "event_figure", "write_event_html", "write_event_png",
@@ -195,6 +195,7 @@ def display_event(cfg: Dict[str, Any], file: str, entry: int, outdir: str,
     """
     from .sources import engine_factory, load_event
 
+    check_output_dir(outdir)  # before the chain runs
     event = load_event(cfg, file, entry, make_engine or engine_factory(cfg))
     base = Path(outdir) / f"{Path(file).stem}_entry{entry}"
     out = {"html": write_event_html(event, base.with_suffix(".html")),

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from mlreco_spice.atomic import check_output_dir
 from mlreco_spice.errors import BadEventError, DataError, UserError
 
 from .columns import TABLES
@@ -176,6 +177,7 @@ def evaluate(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
     files = expand_files(inputs)
     stems = _part_stems(files)
     ident = run_identity(cfg, max_events)
+    check_output_dir(outdir)
     writer = PartWriter(Path(outdir), TABLES)
     _check_existing(writer, stems, ident, overwrite, append)
     report = EvaluateReport(outdir=Path(outdir))

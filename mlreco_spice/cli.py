@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semantic codes to write: pilarnet2020 (0 HIP, 1 MIP, 2 shower, 3 delta, "
                         "4 Michel) or spine (0 shower, 1 track, 2 Michel, 3 delta; read them "
                         "with io.dataset.labels: spine)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
 
     p = sub.add_parser("train", parents=[common],
                        help="train a chain from a YAML config",

@@ -9,8 +9,9 @@ Per input file, :func:`predict_files` writes, atomically:
   per instance, its ``shape`` = predicted class) and, with
   ``predict.save_embeddings``, ``sparse3d_spice_embedding_{x,y,z}``,
   ``sparse3d_spice_margin``, ``sparse3d_spice_seediness``. Provenance
-  (package version, full config, weights SHA-256) is stored as HDF5
-  attributes of the file's root group;
+  (package version, full config, weights SHA-256, and the events it covers:
+  ``max_events`` asked and ``entries`` written) is stored as HDF5 attributes
+  of the file's root group;
 * ``<stem>_timing.csv`` — per-event forward and clustering wall time;
 * ``<stem>_skipped.csv`` — bad events (their output entry is empty).
 
@@ -22,9 +23,11 @@ and, in ``OUTDIR``, after every run:
   failed earlier and are complete now are dropped; removed when empty).
 
 A complete output whose provenance matches is skipped on re-run; one made
-with another config or weights stops the run unless ``overwrite``. A killed
-run leaves no output under a final name, only hidden temporary files, which
-the next run removes before redoing that input.
+with another config or weights stops the run unless ``overwrite``. Complete
+means it covers what this run asks for: an output of a ``max_events`` trial
+holding fewer events than this run wants is redone. A killed run leaves no
+output under a final name, only hidden temporary files, which the next run
+removes before redoing that input.
 """
 from __future__ import annotations
 
@@ -35,13 +38,14 @@ import hashlib
 import io
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .atomic import atomic_path, atomic_write_text
+from .atomic import atomic_path, atomic_write_text, check_output_dir
 from .columns import NUM_CLASSES, UNLABELED
 from .config import dump_config
 from .errors import BadEventError, DataError, UserError
@@ -49,7 +53,7 @@ from .errors import BadEventError, DataError, UserError
 log = logging.getLogger(__name__)
 
 __all__ = ["predict_files", "PredictReport", "output_name", "select_shard", "provenance_of",
-           "read_provenance", "PROVENANCE_ATTR"]
+           "read_provenance", "covers", "PROVENANCE_ATTR"]
 
 PROVENANCE_ATTR = "mlreco_spice_provenance"
 TIMING_COLUMNS = ("entry", "run", "subrun", "event", "n_voxels", "n_clusters",
@@ -80,7 +84,13 @@ def select_shard(files: Sequence[str], shard: Optional[Tuple[int, int]]) -> List
     if shard is None:
         return list(files)
     index, count = shard
-    return list(files)[index::count]
+    chosen = list(files)[index::count]
+    if files and not chosen:
+        # Legitimate in an array job with more shards than files, but say so:
+        # a job that did nothing must not look like one that did its part.
+        log.warning("shard %d/%d has no files (%d input file(s) for %d shards): nothing to do",
+                    index, count, len(files), count)
+    return chosen
 
 
 def _check_stems(files: Sequence[str]) -> None:
@@ -122,6 +132,17 @@ def read_provenance(path: Path) -> Optional[Dict[str, Any]]:
     return json.loads(raw) if raw is not None else None
 
 
+def covers(found: Dict[str, Any], max_events: Optional[int]) -> bool:
+    """Whether an output with provenance ``found`` holds every event a run asking
+    for ``max_events`` (None: all) would write."""
+    entries, asked = found.get("entries"), found.get("max_events")
+    if entries is None:
+        return False  # made before outputs recorded what they cover: unknown
+    if asked is None or entries < asked:
+        return True  # it holds every event of its input
+    return max_events is not None and max_events <= entries
+
+
 def _csv_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -160,12 +181,24 @@ def _remove_stale_temps(target: Path) -> None:
 @contextlib.contextmanager
 def _locked(outdir: Path):
     """Exclusive lock on ``OUTDIR``'s summary files (shard jobs may share it)."""
-    with open(outdir / ".predict.lock", "w") as handle:
+    path = outdir / ".predict.lock"
+    while True:
+        handle = open(path, "a")
         fcntl.flock(handle, fcntl.LOCK_EX)
+        # The holder before us may have removed the file after we opened it:
+        # then our lock is on a dead inode, and a newcomer could lock a new one.
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # removed while held: nobody can lock it afterwards
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def _update_summaries(out: Path, attempted: Sequence[str], report: PredictReport) -> None:
@@ -283,7 +316,7 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
                 timing.append((entry, record.run, record.subrun, record.event, pred.n_voxels,
                                n_clusters, f"{pred.forward_time_s:.6f}", f"{pred.cluster_time_s:.6f}"))
         with h5py.File(tmp, "a") as h5:
-            h5.attrs[PROVENANCE_ATTR] = json.dumps(provenance)
+            h5.attrs[PROVENANCE_ATTR] = json.dumps(dict(provenance, max_events=max_events, entries=n))
         # The CSVs are complete before the output gets its final name: an
         # output under its final name always has its timing and skipped rows.
         atomic_write_text(_sidecar(target, "timing"), _csv_text(TIMING_COLUMNS, timing))
@@ -327,6 +360,7 @@ def predict_files(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
     _check_stems(files)
     files = select_shard(files, shard)
     out = Path(outdir)
+    check_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     provenance = provenance_of(cfg)
     report = PredictReport()
@@ -336,8 +370,14 @@ def predict_files(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
         if target.exists() and not overwrite:
             found = read_provenance(target)
             if found is not None and found.get("id") == provenance["id"]:
-                log.info("%s is complete: skipping", target)
-                report.skipped_complete.append(target)
+                if covers(found, max_events):
+                    log.info("%s is complete: skipping", target)
+                    report.skipped_complete.append(target)
+                    continue
+                log.info("%s holds %s event(s) (made with --max-events %s), fewer than this run "
+                         "asks for: redoing it", target, found.get("entries", "an unknown number of"),
+                         found.get("max_events"))
+                todo.append((file, target))
                 continue
             raise UserError(f"{target} exists but was made with another config or weights "
                             f"(or is not a prediction output). Use --overwrite to redo it, or "
