@@ -145,12 +145,27 @@ def test_get_key():
 
 def test_shipped_configs_are_found_and_valid(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # from any working directory
-    for name in ("spice_train", "spice_paper", "full_chain", "predict"):
+    for name in ("spice_train", "spice_paper", "full_chain", "predict", "uresnet_train",
+                 "spice_stage_train"):
         path = find_config(name)
         assert path.name == f"{name}.yaml"
         load_config(str(path))
     with pytest.raises(ConfigError, match="Shipped configs: .*predict.yaml"):
         find_config("no_such_config")
+
+
+def test_stage_configs_share_the_joint_architecture(tmp_path, monkeypatch):
+    """Stage-wise training joins uresnet_train and spice_stage_train by their weights,
+    which must fit the joint chain (spice_train, predict)."""
+    monkeypatch.chdir(tmp_path)
+    joint = load_config("spice_train")["model"]["modules"]
+    for name, stage in (("uresnet_train", "uresnet"), ("spice_stage_train", "spice")):
+        cfg = load_config(name)
+        assert cfg["model"]["stages"] == [stage]
+        assert cfg["model"]["modules"][stage]["network"] == joint[stage]["network"], name
+        assert cfg["train"]["lr_schedule"] == load_config("spice_train")["train"]["lr_schedule"]
+    spice = load_config("spice_stage_train")["model"]["modules"]["spice"]
+    assert spice["use_true_semantics"] is True and "semantics" not in spice["network_input"]
 
 
 def test_paper_thresholds_are_table_two():

@@ -296,3 +296,24 @@ def test_uresnet_segmentation_outputs_and_loss():
     loss["loss"].backward()
     assert 0 <= loss["accuracy"].item() <= 1
     assert model.encoder.input_conv.kernel.grad.abs().sum() > 0
+
+
+def test_stage_checkpoints_join_into_the_full_chain(tmp_path):
+    """Stage-wise training: a uresnet-only and a SPICE-only chain's weights load into the
+    joint chain through model.modules.<stage>.weights."""
+    from mlreco_spice.chain import Chain
+    from mlreco_spice.config import load_config
+
+    arch = "{filters: 4, depth: 2, reps: 1, input_kernel: 3}"
+    saved = {}
+    for config, stage in (("uresnet_train", "uresnet"), ("spice_stage_train", "spice")):
+        torch.manual_seed(len(stage))
+        cfg = load_config(config, [f"model.modules.{stage}.network.uresnet={arch}"])
+        saved[stage] = Chain(cfg["model"]).state_dict()
+        torch.save(saved[stage], tmp_path / f"{stage}.pt")
+    cfg = load_config("predict", [f"model.modules.{s}.network.uresnet={arch}" for s in saved]
+                      + [f"model.modules.{s}.weights={tmp_path / s}.pt" for s in saved])
+    joint = Chain(cfg["model"]).state_dict()
+    for stage, state in saved.items():
+        for key, value in state.items():
+            assert torch.equal(joint[key], value), key
