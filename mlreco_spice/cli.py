@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", required=True, help="chain config YAML or shipped name (spice_train)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.output_dir")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run already in train.output_dir (its checkpoints and logs are "
+                        "removed); without it or --resume such a directory is refused")
 
     p = sub.add_parser("predict", parents=[common],
                        help="run the chain over larcv files and write cluster3d_spice",

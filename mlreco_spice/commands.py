@@ -69,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
         os.environ["OMP_NUM_THREADS"] = "1"
     from .train import train
 
-    train(cfg, resume=args.resume)
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 

@@ -3,6 +3,9 @@
 The loss log is appended row by row (a crash loses at most the line being
 written). On resume, rows after the checkpoint's iteration (and any partial
 last line) are dropped first, so a resumed log continues the uninterrupted one.
+A loss term first met after the header was written (a per-class term whose
+class was absent from the first batches) gets its column: the file is
+rewritten once with the wider header, earlier rows empty in that column.
 """
 from __future__ import annotations
 
@@ -56,15 +59,20 @@ class TrainLog:
             return
         rows = [r for r in read_train_log(self.path) if int(r["iteration"]) <= start_iteration]
         if rows and start_iteration > 0:
-            self.columns = list(rows[0].keys())
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=self.columns)
-            writer.writeheader()
-            writer.writerows(rows)
-            atomic_write_text(self.path, buffer.getvalue())
-            self._stream = open(self.path, "a", newline="")
+            self._rewrite(list(rows[0].keys()), rows)
         elif self.path.exists():
             self.path.unlink()
+
+    def _rewrite(self, columns: List[str], rows: List[Dict[str, str]]) -> None:
+        """Replace the file by ``rows`` under ``columns`` (atomic), then append to it."""
+        self.close()
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, buffer.getvalue())
+        self.columns = columns
+        self._stream = open(self.path, "a", newline="")
 
     def write(self, iteration: int, terms: Mapping[str, torch.Tensor], lr: float, seconds: float) -> None:
         """Append one row; scalar tensors only (per-class vectors are skipped)."""
@@ -72,9 +80,12 @@ class TrainLog:
             return
         values = scalar_terms(terms)
         if self.columns is None:
-            self.columns = list(_FIXED) + sorted(values)
-            self._stream = open(self.path, "w", newline="")
-            csv.writer(self._stream).writerow(self.columns)
+            self._rewrite(list(_FIXED) + sorted(values), [])
+        elif not set(values) <= set(self.columns):
+            names = set(self.columns[len(_FIXED):]) | set(values)
+            log.info("train_log.csv: new loss term(s) %s, header rewritten",
+                     ", ".join(sorted(set(values) - set(self.columns))))
+            self._rewrite(list(_FIXED) + sorted(names), read_train_log(self.path))
         row = {"iteration": iteration, "lr": lr, "time_s": f"{seconds:.4f}",
                "wall_time": f"{time.time():.3f}", **values}
         csv.writer(self._stream).writerow([_fmt(row.get(c, "")) for c in self.columns])
