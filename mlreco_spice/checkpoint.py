@@ -25,7 +25,8 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 __all__ = ["CheckpointError", "save_checkpoint", "list_checkpoints", "latest_checkpoint",
-           "load_checkpoint", "load_state_into", "weights_digest", "export_weights"]
+           "load_checkpoint", "load_state_into", "weights_digest", "export_weights",
+           "config_hint"]
 
 _NAME = re.compile(r"^checkpoint-(\d+)\.pt$")
 FORMAT = "mlreco_spice-checkpoint"
@@ -112,8 +113,32 @@ def latest_checkpoint(directory: Path) -> Optional[Path]:
     return None
 
 
+def config_hint(path: Path, payload: Mapping[str, Any]) -> str:
+    """How to build the architecture the checkpoint at ``path`` was trained with.
+
+    A training run writes ``config.yaml`` beside its checkpoints: then the
+    hint is ``-c`` that file. Otherwise (exported weights) the hint gives the
+    network blocks of the config the checkpoint stores, as ``--set`` options.
+    Empty when the checkpoint stores no config.
+    """
+    import yaml
+
+    beside = Path(path).resolve().parent / "config.yaml"
+    if beside.is_file():
+        return f"it was trained with {beside}: run with -c {beside}"
+    modules = ((payload.get("config") or {}).get("model") or {}).get("modules") or {}
+    sets = []
+    for stage, block in modules.items():
+        if isinstance(block, Mapping) and block.get("network"):
+            flow = yaml.safe_dump(block["network"], default_flow_style=True, width=10**6).strip()
+            sets.append(f"--set 'model.modules.{stage}.network={flow}'")
+    if not sets:
+        return ""
+    return "it stores the config it was trained with; its networks: " + " ".join(sets)
+
+
 def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str,
-                    prefix: str = "") -> None:
+                    prefix: str = "", hint: str = "") -> None:
     """Load ``state`` into ``module`` strictly, naming every mismatching layer.
 
     Parameters
@@ -121,6 +146,8 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
     prefix : str
         Only keys starting with it are used (stripped), e.g. ``"stages.spice."``
         to take one stage out of a full-chain checkpoint.
+    hint : str
+        Added to a mismatch error (e.g. :func:`config_hint`).
     """
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -146,6 +173,8 @@ def load_state_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         if unexpected:
             lines.append(f"  not in model: {', '.join(unexpected[:10])}"
                          + (f" (+{len(unexpected) - 10} more)" if len(unexpected) > 10 else ""))
+        if hint:
+            lines.append(f"  {hint}")
         raise CheckpointError("\n".join(lines))
     module.load_state_dict(state, strict=True)
 

@@ -11,7 +11,6 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
-from .atomic import check_output_file
 from .config import load_config
 from .errors import UserError
 
@@ -53,7 +52,6 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise UserError(f"--size must be at least 8 voxels, got {args.size}")
     if args.voxel_mm <= 0:
         raise UserError(f"--voxel-mm must be positive, got {args.voxel_mm}")
-    check_output_file(args.output, overwrite=args.overwrite)
     from .sim import simulate_file
 
     simulate_file(args.output, n_events=args.events, seed=args.seed, size=args.size,
@@ -69,7 +67,7 @@ def run_train(args: argparse.Namespace) -> int:
         os.environ["OMP_NUM_THREADS"] = "1"
     from .train import train
 
-    train(cfg, resume=args.resume, overwrite=args.overwrite)
+    train(cfg, resume=args.resume)
     return 0
 
 
@@ -95,14 +93,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    """:func:`mlreco_spice.cluster.tuning.tune_from_files`."""
+    """:func:`mlreco_spice.tune_files.tune_from_files`."""
     if args.step <= 0 or args.step > 0.5:
         raise UserError(f"--step must be in (0, 0.5], got {args.step}")
     if args.events < 1:
         raise UserError(f"--events must be at least 1, got {args.events}")
     cfg = load_config(args.config, _run_overrides(args))
-    check_output_file(args.output)  # before minutes of network and grid search
-    from .cluster.tuning import format_threshold_table, tune_from_files
+    from .cluster.tuning import format_threshold_table
+    from .tune_files import tune_from_files
 
     result = tune_from_files(cfg, args.input, args.output, n_events=args.events, step=args.step,
                              metric=args.metric)

@@ -97,7 +97,7 @@ class InferenceEngine:
 
     def __init__(self, cfg: Dict[str, Any], device: Optional[str] = None):
         from .chain import Chain
-        from .checkpoint import load_checkpoint, load_state_into
+        from .checkpoint import config_hint, load_checkpoint, load_state_into
         from .distributed import pick_device
         from .interop.spine_checkpoint import SPINE_FORMAT, spine_chain_state
 
@@ -119,12 +119,10 @@ class InferenceEngine:
             payload = load_checkpoint(weights)
             if payload["format"] == SPINE_FORMAT:  # SPICE only: other stages keep theirs
                 payload["model"] = spine_chain_state(self.chain, payload["model"], weights)
-            load_state_into(self.chain, payload["model"], f"predict.weights ({weights})")
-        elif not all(cfg["model"]["modules"][name].get("weights")
-                     for name in cfg["model"]["stages"]):
-            # Stage-wise training joins its stages by model.modules.<stage>.weights.
-            log.warning("predict.weights is not set and not every stage has "
-                        "model.modules.<stage>.weights: some stages run with random weights")
+            load_state_into(self.chain, payload["model"], f"predict.weights ({weights})",
+                            hint=config_hint(weights, payload))
+        else:
+            log.warning("predict.weights is not set: the chain runs with random weights")
         from .models import fold_batchnorm
 
         # An inference-only chain: batch norms after convolutions fold into them.

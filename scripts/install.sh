@@ -2,9 +2,10 @@
 # Idempotent installer behind `make install`: each step checks first and only
 # does work that is missing, so a second run takes seconds.
 #
-# Steps: Debian build deps -> .venv -> torch 2.13.0 (CPU wheel on disk when
-# present) -> MinkowskiEngine 0.5.4 and larcv 3.5.1 from their sdists ->
-# this project in editable mode with its test extras.
+# Steps: Debian build deps (and Chromium, for the display's browser test) ->
+# .venv -> torch 2.13.0 (CPU wheel on disk when present) -> MinkowskiEngine
+# 0.5.4 (its Python >= 3.10 import fixed in place) and larcv 3.5.1 from their
+# sdists -> this project in editable mode with its test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -29,6 +30,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || fail "apt-get update failed: cannot install ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
     || fail "apt-get install ${missing[*]} failed (needed to build MinkowskiEngine/larcv)"
+fi
+
+# 1b. Chromium, for the event display's browser test (tests/test_analysis_display.py).
+#     Optional: without root (or passwordless sudo) and apt-get that test is
+#     skipped, saying why.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    say "installing Chromium (headless browser test of the event display)"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        chromium >/dev/null; } || say "could not install chromium: the browser test will be skipped"
+  else
+    say "Chromium not installed (needs root and apt-get): the browser test will be skipped"
+  fi
 fi
 
 # 2. Virtual environment.
@@ -62,6 +77,12 @@ if ! have MinkowskiEngine "$ME_VERSION"; then
     || fail "MinkowskiEngine $ME_VERSION failed to build (needs libopenblas-dev, g++, torch)"
 fi
 
+# 4b. ME 0.5.4 does `from collections import Sequence`, gone since Python 3.10:
+#     rewrite those imports to collections.abc in the installed files, so that
+#     `import MinkowskiEngine` works in any fresh interpreter (not only after
+#     mlreco_spice.backend's aliases). Idempotent; a reinstall is patched again.
+"$PY" scripts/patch_minkowski.py >/dev/null || fail "could not patch MinkowskiEngine's collections imports"
+
 # 5. larcv3 from its sdist (CMake, HDF5).
 if ! have larcv "$LARCV_VERSION"; then
   say "building larcv==$LARCV_VERSION (about 10 minutes the first time)"
@@ -79,7 +100,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$PY" -c "import m
   echo "$want" > "$stamp"
 fi
 
-"$PY" -c "import mlreco_spice, parsers, analysis, MinkowskiEngine, larcv" 2>/dev/null \
-  || "$PY" -c "import mlreco_spice.backend as b; b.import_minkowski(); import larcv" \
+# The CPU-only build warns on import; that is the expected build here.
+"$PY" -W "ignore:The MinkowskiEngine was compiled with CPU_ONLY" \
+  -c "import mlreco_spice, parsers, analysis, MinkowskiEngine, larcv" \
   || fail "installed, but the import check failed (see the message above)"
 say "ready: $VENV"

@@ -34,3 +34,36 @@ def test_package_import_does_not_import_minkowski():
             "import mlreco_spice.config, mlreco_spice.columns; "
             "sys.exit(1 if 'MinkowskiEngine' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+ONE_LINER = "import mlreco_spice, parsers, analysis, MinkowskiEngine, larcv"
+
+
+@pytest.mark.parametrize("code", [ONE_LINER, "import MinkowskiEngine as ME; ME.SparseTensor"])
+def test_minkowski_imports_in_a_fresh_interpreter(code):
+    # Physicists import MinkowskiEngine directly in other chain stages: it must work
+    # without mlreco_spice.backend's aliases, whatever is imported first.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_install_patch_of_collections_imports_is_idempotent(tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "patch_minkowski.py"
+    package = tmp_path / "MinkowskiEngine"
+    (package / "utils").mkdir(parents=True)
+    (package / "a.py").write_text("import os\nfrom collections import Sequence, namedtuple\n")
+    (package / "utils" / "b.py").write_text("from collections import OrderedDict\n"
+                                            "from collections import Sequence\n")
+    first = subprocess.run([sys.executable, str(script), str(package)], capture_output=True,
+                           text=True)
+    assert first.returncode == 0, first.stderr
+    assert (package / "a.py").read_text() == ("import os\nfrom collections import namedtuple\n"
+                                              "from collections.abc import Sequence\n")
+    assert (package / "utils" / "b.py").read_text() == ("from collections import OrderedDict\n"
+                                                        "from collections.abc import Sequence\n")
+    assert "2 file(s)" in first.stdout
+    again = subprocess.run([sys.executable, str(script), str(package)], capture_output=True,
+                           text=True)
+    assert again.returncode == 0 and "0 file(s)" in again.stdout

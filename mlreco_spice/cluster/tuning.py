@@ -39,8 +39,8 @@ from .kernels import drop_small, greedy_levels, log_threshold
 from .options import step_options
 from .postprocess import connect_fragments, postprocess_segment
 
-__all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "tune_from_files",
-           "threshold_grid", "EVENT_KEYS", "METRICS", "CONNECT_P_GRID", "ABSORB_P_GRID"]
+__all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "threshold_grid",
+           "EVENT_KEYS", "METRICS", "CONNECT_P_GRID", "ABSORB_P_GRID"]
 
 log = logging.getLogger(__name__)
 
@@ -353,39 +353,3 @@ def write_thresholds(path: str, result: Mapping) -> None:
         body["absorb_p"] = float(result["absorb_p"])
     text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False)
     atomic_write_text(path, text)
-
-
-def tune_from_files(cfg: Mapping, inputs: Sequence[str], output: str, n_events: int = 100,
-                    step: float = 0.05, metric: str = "ari") -> Dict:
-    """CLI entry (``mlreco-spice tune``): run the network on files, tune, write YAML.
-
-    Network outputs come from ``mlreco_spice.inference.iter_event_outputs(cfg,
-    files, max_events)``, which yields dicts with :data:`EVENT_KEYS`. The
-    clusterer options (``min_cluster_size``, ``assign_leftovers``,
-    ``at_least_one_seed``, ``refine_iterations``, ``merge_p``,
-    ``connect_radius``, ``absorb_radius``, ``connect_max_bend``,
-    ``reconnect_after_absorb``) and ``analysis.min_true_size`` are read from
-    ``cfg``.
-
-    Returns
-    -------
-    dict
-        The :func:`tune_thresholds` result (also logged as a table).
-    """
-    from ..inference import iter_event_outputs
-
-    clusterer = cfg.get("model", {}).get("modules", {}).get("spice", {}).get("clusterer", {}) or {}
-    result = tune_thresholds(
-        iter_event_outputs(cfg, inputs, n_events), step=step, metric=metric,
-        min_true_size=int(cfg.get("analysis", {}).get("min_true_size", DEFAULT_MIN_TRUE_SIZE)),
-        min_cluster_size=int(clusterer.get("min_cluster_size", 1)),
-        assign_leftovers=bool(clusterer.get("assign_leftovers", True)),
-        at_least_one_seed=bool(clusterer.get("at_least_one_seed", False)),
-        refine_iterations=int(clusterer.get("refine_iterations", 0)),
-        merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"),
-        absorb_radius=clusterer.get("absorb_radius"),
-        connect_max_bend=clusterer.get("connect_max_bend"),
-        reconnect_after_absorb=bool(clusterer.get("reconnect_after_absorb", False)))
-    write_thresholds(output, result)
-    log.info("wrote %s (%.0f s)", output, result["seconds"])
-    return result

@@ -1,0 +1,65 @@
+"""``mlreco-spice tune`` on files: run the network once per event, tune, write the YAML.
+
+The grid search itself (:func:`mlreco_spice.cluster.tuning.tune_thresholds`)
+takes any iterable of event arrays and knows nothing of files or networks;
+this module, one layer above both, feeds it the outputs of
+:func:`mlreco_spice.inference.iter_event_outputs`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Mapping, Sequence
+
+from .cluster.tuning import tune_thresholds, write_thresholds
+from .metrics import DEFAULT_MIN_TRUE_SIZE
+
+__all__ = ["tune_from_files"]
+
+log = logging.getLogger(__name__)
+
+
+def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
+                    n_events: int = 100, step: float = 0.05, metric: str = "ari") -> Dict[str, Any]:
+    """Run the network on ``inputs``, tune the thresholds, write them to ``output``.
+
+    Parameters
+    ----------
+    cfg : mapping
+        Complete config. The clusterer options (``min_cluster_size``,
+        ``assign_leftovers``, ``at_least_one_seed``, ``refine_iterations``,
+        ``merge_p``, ``connect_radius``, ``absorb_radius``,
+        ``connect_max_bend``, ``reconnect_after_absorb``) and
+        ``analysis.min_true_size`` are read from it.
+    inputs : sequence of str
+        Labelled larcv files or globs.
+    output : str
+        Thresholds YAML, written atomically (usable as ``predict.thresholds``).
+    n_events : int
+        Events to run the network on.
+    step : float
+        Grid step of ``s0`` and ``p0``.
+    metric : str
+        ``ari``, ``purity`` or ``efficiency``.
+
+    Returns
+    -------
+    dict
+        The :func:`~mlreco_spice.cluster.tuning.tune_thresholds` result.
+    """
+    from .inference import iter_event_outputs
+
+    clusterer = cfg.get("model", {}).get("modules", {}).get("spice", {}).get("clusterer", {}) or {}
+    result = tune_thresholds(
+        iter_event_outputs(cfg, inputs, n_events), step=step, metric=metric,
+        min_true_size=int(cfg.get("analysis", {}).get("min_true_size", DEFAULT_MIN_TRUE_SIZE)),
+        min_cluster_size=int(clusterer.get("min_cluster_size", 1)),
+        assign_leftovers=bool(clusterer.get("assign_leftovers", True)),
+        at_least_one_seed=bool(clusterer.get("at_least_one_seed", False)),
+        refine_iterations=int(clusterer.get("refine_iterations", 0)),
+        merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"),
+        absorb_radius=clusterer.get("absorb_radius"),
+        connect_max_bend=clusterer.get("connect_max_bend"),
+        reconnect_after_absorb=bool(clusterer.get("reconnect_after_absorb", False)))
+    write_thresholds(output, result)
+    log.info("wrote %s (%.0f s)", output, result["seconds"])
+    return result
