@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Dict, Tuple
 
-from mlreco_spice.metrics import EVENT_ROW_FIELDS
+from mlreco_spice.metrics import EVENT_ROW_FIELDS, PARTICLE_FIELDS
 
 __all__ = ["EVENT_KEY", "CLUSTER_METRICS", "TRUE_INSTANCES", "PRED_CLUSTERS", "SEGMENTATION",
-           "EVENTS", "SKIPPED_EVENTS", "TABLES", "SUMMARY", "TIMING"]
+           "EVENTS", "PARTICLE_METRICS", "SKIPPED_EVENTS", "TABLES", "SUMMARY", "TIMING"]
 
 #: Identity of an event, first in every table.
 EVENT_KEY: Tuple[str, ...] = ("file", "entry", "run", "subrun", "event")
@@ -29,7 +29,7 @@ CLUSTER_METRICS: Tuple[str, ...] = EVENT_KEY + EVENT_ROW_FIELDS + TIMING
 #: ``clusters.csv``: one row per true instance (and true class), all sizes.
 #:
 #: evaluated          1 when the instance passes ``analysis.min_true_size``
-#: extent_vox/_cm     standard deviation of the voxel distances from the centre
+#: extent_vox/_cm     RMS distance of the voxels from their centre (tables.geometry)
 #: mean_margin        mean learned margin sigma over its voxels (NaN: not saved)
 #: best_pred_id       predicted cluster sharing most voxels with it (-1: none)
 #: overlap            voxels shared with best_pred_id
@@ -56,9 +56,14 @@ PRED_CLUSTERS: Tuple[str, ...] = EVENT_KEY + (
 #: (only non-empty cells; no rows when the chain has no segmentation stage).
 SEGMENTATION: Tuple[str, ...] = EVENT_KEY + ("true_class", "pred_class", "n_voxels")
 
+#: Particle-level metrics of an event (:func:`mlreco_spice.metrics.evaluate_particles`:
+#: all voxels, particle id as truth, so clusters spanning classes count), prefixed
+#: ``particle_`` in ``events.csv``.
+PARTICLE_METRICS: Tuple[str, ...] = tuple(f"particle_{f}" for f in PARTICLE_FIELDS)
+
 #: ``events.csv``: one row per evaluated event.
 EVENTS: Tuple[str, ...] = EVENT_KEY + (
-    "n_voxels", "n_true", "n_pred", "n_unclustered") + TIMING
+    "n_voxels", "n_true", "n_pred", "n_unclustered") + PARTICLE_METRICS + TIMING
 
 #: ``skipped_events.csv``: events that could not be evaluated.
 SKIPPED_EVENTS: Tuple[str, ...] = EVENT_KEY + ("reason",)
@@ -74,6 +79,7 @@ TABLES: Dict[str, Tuple[str, ...]] = {
 }
 
 #: ``summary.csv`` (paper Table III, plus the ARI threshold fraction and the
-#: semantic stage's voxel accuracy per class).
+#: semantic stage's voxel accuracy per class; the row ``particles`` holds the
+#: means of the particle-level metrics over events, ``n_rows`` counting events).
 SUMMARY: Tuple[str, ...] = ("class", "n_rows", "purity", "efficiency", "ari",
                             "frac_ari_above", "voxel_accuracy")

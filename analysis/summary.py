@@ -6,7 +6,11 @@ Built from the merged ``cluster_metrics.csv`` and ``segmentation.csv``:
   (Table III), and the fraction of those rows with ARI above
   ``analysis.ari_threshold`` (the abstract's headline figure), also over all rows;
 * the semantic stage's confusion matrix (voxels, true class x predicted
-  class) and per-class voxel accuracy (diagonal / true-class total).
+  class) and per-class voxel accuracy (diagonal / true-class total);
+* from ``events.csv``, the particle-level row (class ``particles``): mean
+  purity, efficiency and ARI over events of all voxels against the particle
+  ids (:func:`mlreco_spice.metrics.evaluate_particles`), which sees the
+  clusters that span classes the per-class rows cannot.
 
 Written as ``summary.csv``, ``summary.md`` and ``confusion_matrix.csv``.
 """
@@ -22,22 +26,25 @@ import numpy as np
 
 from mlreco_spice.atomic import atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, class_index
+from mlreco_spice.metrics import PARTICLE_FIELDS
 
-from .columns import SUMMARY
+from .columns import PARTICLE_METRICS, SUMMARY
 from .csv_parts import csv_text, format_value, read_table
 
 __all__ = ["Summary", "summarize", "summary_markdown", "write_summary", "summarize_outdir",
-           "ALL_CLASSES"]
+           "ALL_CLASSES", "PARTICLES"]
 
 #: Class label of the row aggregating every class.
 ALL_CLASSES = "all"
+#: Class label of the particle-level row (one value per event, all voxels).
+PARTICLES = "particles"
 
 
 @dataclass
 class Summary:
     """Aggregates of one evaluation (see module doc)."""
 
-    rows: List[Dict[str, Any]]            # SUMMARY columns, one per class present + "all"
+    rows: List[Dict[str, Any]]            # SUMMARY columns: per class present, "all", "particles"
     ari_threshold: float
     n_events: int
     confusion: Optional[np.ndarray]       # (NUM_CLASSES, NUM_CLASSES) voxels; None: no seg stage
@@ -68,7 +75,8 @@ def _aggregate(name: str, rows: Sequence[Mapping[str, str]], threshold: float,
 
 
 def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Sequence[Mapping[str, str]],
-              ari_threshold: float, n_events: int) -> Summary:
+              ari_threshold: float, n_events: int,
+              event_rows: Sequence[Mapping[str, str]] = ()) -> Summary:
     """Aggregate CSV rows (dicts of strings, as read back) into a :class:`Summary`.
 
     Parameters
@@ -79,6 +87,9 @@ def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Seque
         ``analysis.ari_threshold``; a row counts when ``ari > threshold``.
     n_events : int
         Events evaluated (rows of ``events.csv``).
+    event_rows : rows of ``events.csv``, optional
+        Their ``particle_*`` columns give the :data:`PARTICLES` row (none
+        without them, e.g. files written before these columns existed).
     """
     confusion = None
     if segmentation_rows:
@@ -95,6 +106,15 @@ def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Seque
     overall = float(np.trace(confusion) / confusion.sum()) if confusion is not None and confusion.sum() \
         else math.nan
     rows.append(_aggregate(ALL_CLASSES, metric_rows, ari_threshold, overall))
+    # The particle_* columns read as the metric columns of a cluster_metrics row;
+    # events with nothing scored (every particle below min_true_size) are left out.
+    columns = {k: c for k, c in zip(PARTICLE_FIELDS, PARTICLE_METRICS)
+               if k in ("ari", "purity", "efficiency")}
+    particle_rows = [{k: r[c] for k, c in columns.items()} for r in event_rows
+                     if r.get(columns["ari"], "") not in ("", None)
+                     and math.isfinite(float(r[columns["ari"]]))]
+    if particle_rows:
+        rows.append(_aggregate(PARTICLES, particle_rows, ari_threshold, math.nan))
     return Summary(rows=rows, ari_threshold=float(ari_threshold), n_events=n_events,
                    confusion=confusion)
 
@@ -107,23 +127,33 @@ def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Lis
     return lines
 
 
+def _cells(row: Mapping[str, Any]) -> tuple:
+    return (row["class"], row["n_rows"], row["purity"], row["efficiency"], row["ari"],
+            row["frac_ari_above"])
+
+
 def summary_markdown(summary: Summary) -> str:
     """The summary as Markdown (what ``evaluate`` prints and writes to ``summary.md``)."""
     lines = [f"## Clustering (paper Table III): {summary.n_events} events, "
              f"{summary.row(ALL_CLASSES)['n_rows']} (event, class) rows", ""]
-    lines += _markdown_table(
-        ("class", "rows", "purity", "efficiency", "ARI", f"ARI > {summary.ari_threshold:g}"),
-        [(r["class"], r["n_rows"], r["purity"], r["efficiency"], r["ari"], r["frac_ari_above"])
-         for r in summary.rows])
+    header = ("class", "rows", "purity", "efficiency", "ARI", f"ARI > {summary.ari_threshold:g}")
+    lines += _markdown_table(header, [_cells(r) for r in summary.rows if r["class"] != PARTICLES])
     frac = summary.row(ALL_CLASSES)["frac_ari_above"]
     lines += ["", f"Fraction of (event, class) rows with ARI > {summary.ari_threshold:g}: "
                   + (f"{frac:.4f}" if math.isfinite(frac) else "-"), ""]
+    particles = [r for r in summary.rows if r["class"] == PARTICLES]
+    if particles:
+        lines += ["## Particles: all voxels of an event, particle id as truth "
+                  "(clusters spanning classes count)", ""]
+        lines += _markdown_table(("",) + header[1:], [("events",) + _cells(particles[0])[1:]])
+        lines.append("")
     if summary.confusion is None:
         lines.append("## Segmentation: no semantic stage output (the chain has no segmentation stage)")
     else:
         lines += ["## Segmentation: voxel accuracy per true class", ""]
         lines += _markdown_table(("class", "voxel accuracy"),
-                                 [(r["class"], r["voxel_accuracy"]) for r in summary.rows])
+                                 [(r["class"], r["voxel_accuracy"]) for r in summary.rows
+                                  if r["class"] != PARTICLES])
         lines += ["", "Confusion matrix (voxels; rows: true class, columns: predicted class)", ""]
         lines += _markdown_table(("true \\ pred",) + CLASS_NAMES,
                                  [(name,) + tuple(int(v) for v in summary.confusion[c])
@@ -151,5 +181,6 @@ def write_summary(outdir: Path, summary: Summary) -> List[Path]:
 def summarize_outdir(outdir: Path, ari_threshold: float) -> Summary:
     """:func:`summarize` the merged CSVs of an evaluation directory."""
     outdir = Path(outdir)
+    events = read_table(outdir / "events.csv")
     return summarize(read_table(outdir / "cluster_metrics.csv"), read_table(outdir / "segmentation.csv"),
-                     ari_threshold, len(read_table(outdir / "events.csv")))
+                     ari_threshold, len(events), events)

@@ -14,9 +14,9 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, UNLABELED
-from mlreco_spice.metrics import evaluate_event
+from mlreco_spice.metrics import PARTICLE_FIELDS, evaluate_event, evaluate_particles
 
-from .columns import EVENT_KEY
+from .columns import EVENT_KEY, PARTICLE_METRICS
 from .sources import SkippedEntry
 
 __all__ = ["event_tables", "skipped_tables", "identity", "geometry"]
@@ -40,8 +40,11 @@ def _mean(values: np.ndarray) -> float:
 def geometry(coords: np.ndarray, meta: Any) -> Dict[str, float]:
     """Centre (voxel index and cm) and spatial extent of a voxel set.
 
-    The extent is the standard deviation of the voxels' distances from the
-    centre (paper Fig. 6), in voxels and in cm (NaN in cm without a meta).
+    The extent (paper Fig. 6) is the root-mean-square distance of the voxels
+    from their centre (radius of gyration), in voxels and in cm (NaN in cm
+    without a meta): L/sqrt(12) = 0.29 L for a straight track of length L,
+    0.77 R for a uniform ball of radius R. (Not the spread of the distances,
+    which is 0 for a ring and halves a track's.)
     """
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
     out: Dict[str, float] = {}
@@ -52,7 +55,7 @@ def geometry(coords: np.ndarray, meta: Any) -> Dict[str, float]:
         centre = points.mean(axis=0)
         for axis, value in zip("xyz", centre):
             out[f"centre_{axis}_{unit}"] = float(value)
-        out[f"extent_{unit}"] = float(np.linalg.norm(points - centre, axis=1).std())
+        out[f"extent_{unit}"] = float(np.sqrt(((points - centre) ** 2).sum(axis=1).mean()))
     return out
 
 
@@ -141,8 +144,10 @@ def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any
             "match_efficiency": overlap / len(true_groups[true_id]) if true_id >= 0 else math.nan,
             "spurious": int(true_id < 0 or best_pred[true_id][0] != k)})
     n_true = len(np.unique(t_inst[t_inst >= 0]))
+    particle = evaluate_particles(t_inst, pred, min_true_size)
     events = [{**key, "n_voxels": len(pred), "n_true": n_true, "n_pred": len(pred_groups),
-               "n_unclustered": int(np.count_nonzero(pred == UNLABELED)), **timing}]
+               "n_unclustered": int(np.count_nonzero(pred == UNLABELED)),
+               **{c: particle[f] for c, f in zip(PARTICLE_METRICS, PARTICLE_FIELDS)}, **timing}]
     return {"cluster_metrics": metrics, "clusters": instances, "pred_clusters": clusters,
             "segmentation": _segmentation_rows(key, t_sem, event.semantics_pred),
             "events": events, "skipped_events": []}

@@ -1,14 +1,20 @@
-"""Clustering accuracy against the paper's Table III, with a DBSCAN baseline on the same events.
+"""Clustering accuracy against the paper's Table III, with DBSCAN baselines on the same events.
 
-Three methods are scored on the same test events in one run, per class with
+The methods are scored on the same test events in one run, per class with
 :func:`mlreco_spice.metrics.evaluate_event` (true clusters below
 ``analysis.min_true_size`` voxels masked; class ``c`` scored on voxels whose
-TRUE class is ``c``):
+TRUE class is ``c``) and per event at particle level with
+:func:`mlreco_spice.metrics.evaluate_particles` (all voxels, particle id as
+truth: clusters spanning classes count):
 
 ``dbscan``                DBSCAN on voxel coordinates per TRUE class, ``eps`` and
                           ``min_samples`` tuned per class on the validation set
+``dbscan_coordinates``    DBSCAN on the coordinates of all voxels, no semantics, one
+                          ``eps`` and ``min_samples`` tuned for the particle-level ARI
 ``spice_true_semantics``  SPICE clustering on true classes (the clustering stage alone)
 ``full_chain``            uresnet + SPICE on predicted classes (semantic errors count)
+``full_chain_no_absorb``  the full chain's outputs clustered without the absorb and
+                          reconnect steps: what the cross-class steps add or cost
 
 ``spice_paper_seeds``     the true-semantics outputs clustered with the paper's seed search
                           alone (``--paper-thresholds``): what the clusterer's extra steps add
@@ -25,6 +31,7 @@ chain is within 0.05 ARI of true-semantics SPICE on HIP, MIP, Shower.
 
 Outputs in ``--out`` (default ``runs/accuracy``): ``report.md`` (also
 printed), ``summary.json``, ``events.csv`` (one row per method, event, class),
+``particles.csv`` (one row per method and event, particle-level metrics),
 and with the options ``curve.csv``/``curve.png`` (accuracy vs training time)
 and ``failures.csv`` + ``failures/*.png|html`` (event displays).
 
@@ -53,16 +60,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from mlreco_spice.atomic import atomic_write_text
-from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
+from mlreco_spice.columns import CLASS_NAMES
 from mlreco_spice.errors import UserError
 from mlreco_spice.sim.version import check_simulated_file
 
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_report import (CURVE_STYLES, ORACLE, PAPER_SEEDS, PAPER_TABLE_III,  # noqa: E402
-                             floor_checks, training_seconds, write_csv,
-                             json_safe, pick_failures, plot_curve, report_markdown,
-                             summarize_methods)
+from accuracy_methods import no_absorb_options, run_networks  # noqa: E402
+from accuracy_report import (CURVE_STYLES, PAPER_SEEDS, PAPER_TABLE_III, floor_checks,  # noqa: E402
+                             training_seconds, write_csv, json_safe, pick_failures, plot_curve,
+                             report_markdown, summarize_methods)
 
 log = logging.getLogger("accuracy")
 
@@ -189,67 +196,6 @@ def validation_events(cfg: Dict[str, Any], file: str, n_events: int) -> Iterator
                "truth_semantic": label[:, PARSER_SEMANTIC_COL].astype(np.int64)}
 
 
-def _rows(method: str, pred: Any, clusters: np.ndarray, forward_s: float, cluster_s: float,
-          min_true_size: int) -> List[Dict[str, Any]]:
-    """events.csv rows of one method on one event."""
-    from mlreco_spice.metrics import evaluate_event
-
-    key = {"method": method, "file": pred.file, "entry": pred.entry, "run": pred.run,
-           "subrun": pred.subrun, "event": pred.event}
-    return [{**key, **row, "forward_time_s": forward_s, "cluster_time_s": cluster_s}
-            for row in evaluate_event(pred.truth_instance, clusters, pred.truth_semantic,
-                                      min_true_size)]
-
-
-def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total: int,
-                 min_true_size: int, dbscan_params: Optional[Dict[str, Dict]] = None,
-                 progress: bool = True, desc: str = "events",
-                 paper_thresholds: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """Run every engine (and DBSCAN) once per event; rows, confusion matrix, event count.
-
-    ``paper_thresholds`` (``s0``, ``p0``) re-cluster the true-semantics outputs with
-    the paper's procedure for the :data:`PAPER_SEEDS` rows.
-    """
-    from tqdm import tqdm
-
-    from mlreco_spice.baselines import dbscan_by_class
-    from mlreco_spice.cluster import cluster_event_arrays
-    from mlreco_spice.cluster.oracle import truth_centroid_clusters
-
-    rows: List[Dict[str, Any]] = []
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
-    n_events = 0
-    for item in tqdm(items, total=total, desc=desc, unit="event", disable=not progress):
-        n_events += 1
-        for method, engine in engines.items():
-            pred = engine.run(item)
-            if pred.truth_instance is None:
-                raise UserError("the events have no labels (clust_label)")
-            rows += _rows(method, pred, pred.clusters, pred.forward_time_s, pred.cluster_time_s,
-                          min_true_size)
-            if method == "spice_true_semantics":
-                tick = time.perf_counter()
-                oracle = truth_centroid_clusters(pred.embeddings, pred.margins,
-                                                 pred.truth_instance, pred.semantics)
-                rows += _rows(ORACLE, pred, oracle, math.nan, time.perf_counter() - tick,
-                              min_true_size)
-                if paper_thresholds is not None:
-                    tick = time.perf_counter()
-                    labels = cluster_event_arrays(pred.embeddings, pred.margins, pred.seediness,
-                                                  pred.semantics, **paper_thresholds)
-                    rows += _rows(PAPER_SEEDS, pred, labels, pred.forward_time_s,
-                                  time.perf_counter() - tick, min_true_size)
-            if method == "full_chain" and pred.semantics_pred is not None:
-                ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
-                np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)
-        if dbscan_params is not None:
-            tick = time.perf_counter()
-            labels = dbscan_by_class(pred.coords, pred.truth_semantic, dbscan_params)
-            rows += _rows("dbscan", pred, labels, math.nan, time.perf_counter() - tick,
-                          min_true_size)
-    return {"rows": rows, "confusion": confusion, "n_events": n_events}
-
-
 # ------------------------------------------------------------------- curve --
 def run_curve(args: argparse.Namespace, files: Sequence[str], out: Path, min_true_size: int,
               threshold: float) -> List[Dict[str, Any]]:
@@ -321,8 +267,8 @@ def write_report(out: Path, report: Dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark; returns the process exit code."""
-    from analysis.columns import CLUSTER_METRICS
-    from mlreco_spice.baselines import tune_dbscan
+    from analysis.columns import CLUSTER_METRICS, EVENT_KEY, PARTICLE_METRICS, TIMING
+    from mlreco_spice.baselines import tune_dbscan, tune_dbscan_coordinates
     from mlreco_spice.inference import InferenceEngine
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -349,6 +295,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         dbscan = tune_dbscan(validation_events(cfgs["full_chain"], args.val_file, args.val_events),
                              args.eps, args.min_samples, progress=progress,
                              min_true_size=min_true_size)
+        coords = tune_dbscan_coordinates(
+            validation_events(cfgs["full_chain"], args.val_file, args.val_events), args.eps,
+            args.min_samples, progress=progress, min_true_size=min_true_size)
         lap("dbscan_tuning")
         engines = {m: InferenceEngine(cfg, args.device) for m, cfg in cfgs.items()}
         paper = None
@@ -359,19 +308,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             paper = {"s0": values.get("s0"), "p0": values.get("p0")}
         result = run_networks(engines, iter_items(cfgs["full_chain"], files, args.events),
                               args.events, min_true_size, dbscan["params"], progress,
-                              paper_thresholds=paper)
+                              paper_thresholds=paper, dbscan_coords=coords["params"],
+                              no_absorb=no_absorb_options(engines["full_chain"].cfg))
         lap("evaluation")
         if result["n_events"] < args.events:
             log.warning("only %d test events available (asked for %d)", result["n_events"],
                         args.events)
         write_csv(out / "events.csv", ("method",) + CLUSTER_METRICS, result["rows"])
+        write_csv(out / "particles.csv", ("method",) + EVENT_KEY + PARTICLE_METRICS + TIMING,
+                  result["particles"])
         summaries = summarize_methods(result["rows"], result["confusion"], result["n_events"],
-                                      threshold)
+                                      threshold, result["particles"])
         report = {"command": command, "test_files": files, "n_events": result["n_events"],
                   "weights": cfgs["full_chain"]["predict"]["weights"],
                   "thresholds": cfgs["full_chain"]["predict"]["thresholds"] or "paper Table II",
                   "min_true_size": min_true_size, "ari_threshold": threshold,
-                  "dbscan": dbscan, "summaries": summaries, "checks": floor_checks(summaries, result["rows"]),
+                  "dbscan": dbscan, "dbscan_coordinates": coords, "summaries": summaries,
+                  "checks": floor_checks(summaries, result["rows"]),
                   "paper_table_iii": PAPER_TABLE_III, "failures": [], "timings": timings}
         write_report(out, report)  # kept if a later step (displays, curve) fails
         if args.failures:

@@ -1,10 +1,12 @@
 """Tables, checks and plots of the accuracy benchmark (``benchmarks/accuracy.py``).
 
 Pure functions over the per-(method, event, class) rows of
-:func:`mlreco_spice.metrics.evaluate_event`: Table III aggregates per method
-(via :func:`analysis.summary.summarize`), the floor checks, the markdown
-report, the failure-event choice and the accuracy-vs-training plot; plus the
-two small file helpers the benchmark writes and reads with (``write_csv``,
+:func:`mlreco_spice.metrics.evaluate_event` and the per-(method, event) rows of
+:func:`mlreco_spice.metrics.evaluate_particles` (``accuracy_methods.score_rows``
+makes both): Table III and particle-level aggregates per method (via
+:func:`analysis.summary.summarize`), the floor checks, the markdown report,
+the failure-event choice and the accuracy-vs-training plot; plus the two small
+file helpers the benchmark writes and reads with (``write_csv``,
 ``training_seconds``).
 """
 from __future__ import annotations
@@ -20,8 +22,8 @@ from mlreco_spice.atomic import atomic_path, atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
-           "ORACLE", "PAPER_SEEDS", "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference", "report_markdown", "json_safe", "pick_failures", "write_csv", "training_seconds",
-           "plot_curve"]
+           "ORACLE", "PAPER_SEEDS", "DBSCAN_COORDS", "NO_ABSORB", "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference", "report_markdown",
+           "json_safe", "pick_failures", "write_csv", "training_seconds", "plot_curve"]
 
 #: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
 PAPER_TABLE_III = {"HIP": (0.9824, 0.9843, 0.9743), "MIP": (0.9783, 0.9809, 0.9612),
@@ -32,8 +34,15 @@ FLOOR_CLASSES = ("HIP", "MIP", "Shower")
 ARI_TOLERANCE = 0.05
 ORACLE = "spice_truth_centroids"
 PAPER_SEEDS = "spice_paper_seeds"
-METHODS = ("dbscan", PAPER_SEEDS, "spice_true_semantics", "full_chain", ORACLE)
+DBSCAN_COORDS = "dbscan_coordinates"
+NO_ABSORB = "full_chain_no_absorb"
+METHODS = (DBSCAN_COORDS, "dbscan", PAPER_SEEDS, "spice_true_semantics", NO_ABSORB, "full_chain",
+           ORACLE)
 TITLES = {"dbscan": "DBSCAN per true class (tuned on validation)",
+          DBSCAN_COORDS: "DBSCAN on coordinates alone, no semantics (one eps and min_samples "
+                         "tuned on validation for the particle-level ARI)",
+          NO_ABSORB: "Full chain without the absorb and reconnect steps (same network outputs, "
+                     "the shipped clusterer's other steps and thresholds)",
           PAPER_SEEDS: "SPICE, true semantics, the paper's seed search alone (no refinement, "
                        "merging or connectivity; thresholds tuned for it)",
           "spice_true_semantics": "SPICE, true semantics (clustering stage alone)",
@@ -46,8 +55,10 @@ CURVE_STYLES = {"spice_true_semantics": ("--", "true sem."), "full_chain": ("-",
 
 
 def summarize_methods(rows: Sequence[Dict[str, Any]], confusion: np.ndarray, n_events: int,
-                      threshold: float) -> Dict[str, Dict[str, Any]]:
-    """Per method: Table III aggregates per class and ``all`` (analysis.summary.summarize)."""
+                      threshold: float, particle_rows: Sequence[Dict[str, Any]] = ()
+                      ) -> Dict[str, Dict[str, Any]]:
+    """Per method: Table III aggregates per class and ``all``, and the ``particles`` row
+    from ``particle_rows`` (analysis.summary.summarize)."""
     from analysis.summary import summarize
 
     segmentation = [{"true_class": CLASS_NAMES[t], "pred_class": CLASS_NAMES[p],
@@ -58,7 +69,8 @@ def summarize_methods(rows: Sequence[Dict[str, Any]], confusion: np.ndarray, n_e
         mine = [r for r in rows if r["method"] == method]
         if not mine:
             continue
-        summary = summarize(mine, segmentation if method == "full_chain" else [], threshold, n_events)
+        summary = summarize(mine, segmentation if method == "full_chain" else [], threshold, n_events,
+                            [r for r in particle_rows if r["method"] == method])
         out[method] = {r["class"]: {k: v for k, v in r.items() if k != "class"} for r in summary.rows}
         per_event = {(r["file"], r["entry"]): r for r in mine}.values()  # times repeat per class
         for stat in ("forward_time_s", "cluster_time_s"):
@@ -138,6 +150,23 @@ def report_markdown(result: Dict[str, Any]) -> str:
     for name, p in result["dbscan"]["params"].items():
         lines.append(f"| {name} | {p['eps']:g} | {p['min_samples']} | "
                      f"{_fmt(result['dbscan']['scores'][name]['ari'])} |")
+    coords = result.get("dbscan_coordinates")
+    if coords:
+        lines += ["", f"DBSCAN on coordinates alone: eps {coords['params']['eps']:g}, min_samples "
+                      f"{coords['params']['min_samples']} (validation particle-level ARI "
+                      f"{_fmt(coords['scores']['ari'])})."]
+    particles = [(m, s["particles"]) for m, s in result["summaries"].items() if "particles" in s]
+    if particles:
+        lines += ["", "## Particle level: all voxels of an event, particle id as truth", "",
+                  "Clusters spanning classes count here (a muon that absorbed its Michel "
+                  "electron is one cluster for two particles); the per-class tables below "
+                  "cannot see them.", "",
+                  f"| method | events | purity | efficiency | ARI | ARI > {threshold:g} |",
+                  "|---|---|---|---|---|---|"]
+        lines += ["| " + " | ".join(_fmt(v) for v in (m, r["n_rows"], r["purity"],
+                                                        r["efficiency"], r["ari"],
+                                                        r["frac_ari_above"])) + " |"
+                  for m, r in particles]
     for method, summary in result["summaries"].items():
         seg = method == "full_chain"
         lines += ["", f"## {TITLES[method]}", "",

@@ -1,9 +1,14 @@
-"""Non-learned clustering baselines: DBSCAN per semantic class on voxel coordinates.
+"""Non-learned clustering baselines: DBSCAN on voxel coordinates.
 
-The reference point SPICE has to beat: voxels of each semantic class are
-clustered on their voxel coordinates by DBSCAN (labels identical to
-``sklearn.cluster.DBSCAN``; neighbours found with scikit-learn), with ``eps``
-(voxels) and ``min_samples`` chosen per class on a validation set.
+The reference points SPICE has to beat, with DBSCAN labels identical to
+``sklearn.cluster.DBSCAN`` (neighbours found with scikit-learn):
+
+* :func:`dbscan_by_class`: the voxels of each semantic class clustered on
+  their coordinates, ``eps`` (voxels) and ``min_samples`` chosen per class on
+  a validation set (:func:`tune_dbscan`, per-class ARI);
+* :func:`dbscan_coordinates`: all voxels of an event at once, no semantics,
+  one ``eps`` and ``min_samples`` chosen on validation by the particle-level
+  ARI (:func:`tune_dbscan_coordinates`).
 
 Label convention as in :mod:`mlreco_spice.cluster`: ids restart at 0 in each
 event and are unique within it (classes in class order); ``-1`` is
@@ -17,15 +22,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .columns import CLASS_NAMES, UNLABELED, class_indices
-from .metrics import DEFAULT_MIN_TRUE_SIZE, evaluate_event, prepare_truth
+from .metrics import DEFAULT_MIN_TRUE_SIZE, evaluate_event, evaluate_particles, prepare_truth
 
-__all__ = ["dbscan_by_class", "tune_dbscan", "DEFAULT_EPS_GRID", "DEFAULT_MIN_SAMPLES_GRID",
-           "DBSCAN_EVENT_KEYS"]
+__all__ = ["dbscan_by_class", "dbscan_coordinates", "tune_dbscan", "tune_dbscan_coordinates",
+           "DEFAULT_EPS_GRID", "DEFAULT_MIN_SAMPLES_GRID", "DBSCAN_EVENT_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +93,16 @@ def _dbscan_labels(n: int, graph: Tuple[np.ndarray, np.ndarray, np.ndarray], eps
 
 def _check_params(params: Mapping[str, Mapping[str, float]]) -> Dict[int, tuple]:
     """``{class name: {eps, min_samples}}`` -> ``{class index: (eps, min_samples)}``, validated."""
-    out = {}
-    for name, entry in params.items():
-        c = class_indices([name])[0]
-        eps, min_samples = float(entry["eps"]), int(entry["min_samples"])
-        if not eps > 0 or min_samples < 1:
-            raise ValueError(f"DBSCAN {name}: eps must be > 0 and min_samples >= 1, "
-                             f"got {eps} and {min_samples}")
-        out[c] = (eps, min_samples)
-    return out
+    return {class_indices([name])[0]: _check_point(name, entry["eps"], entry["min_samples"])
+            for name, entry in params.items()}
+
+
+def _check_point(name: str, eps: float, min_samples: int) -> Tuple[float, int]:
+    eps, min_samples = float(eps), int(min_samples)
+    if not eps > 0 or min_samples < 1:
+        raise ValueError(f"DBSCAN {name}: eps must be > 0 and min_samples >= 1, "
+                         f"got {eps} and {min_samples}")
+    return eps, min_samples
 
 
 def dbscan_by_class(coords, semantics, params: Mapping[str, Mapping[str, float]]) -> np.ndarray:
@@ -172,13 +178,8 @@ def tune_dbscan(events: Iterable[Mapping[str, np.ndarray]],
     """
     from tqdm import tqdm
 
-    eps_grid = [float(e) for e in eps_grid]
-    min_samples_grid = [int(m) for m in min_samples_grid]
-    if not eps_grid or not min_samples_grid or min(eps_grid) <= 0 or min(min_samples_grid) < 1:
-        raise ValueError("eps_grid needs values > 0 and min_samples_grid values >= 1, got "
-                         f"{eps_grid} and {min_samples_grid}")
+    eps_grid, min_samples_grid = _check_grids(eps_grid, min_samples_grid)
     wanted = class_indices(classes) if classes is not None else list(range(len(CLASS_NAMES)))
-    shape = (3, len(eps_grid), len(min_samples_grid))  # ari, purity, efficiency
     per_class: Dict[int, List[np.ndarray]] = {c: [] for c in wanted}
     start, n_events = time.perf_counter(), 0
     for index, event in enumerate(tqdm(events, desc="dbscan tune", unit="event",
@@ -195,15 +196,10 @@ def tune_dbscan(events: Iterable[Mapping[str, np.ndarray]],
             # Skip classes with nothing to score (absent, or all true clusters masked).
             if not members.size or not prepare_truth(truth[members], min_true_size)[0].any():
                 continue
-            graph = _radius_graph(coords[members], max(eps_grid))
-            scores = np.empty(shape)
-            for i, eps in enumerate(eps_grid):
-                for j, min_samples in enumerate(min_samples_grid):
-                    pred = _dbscan_labels(members.size, graph, eps, min_samples)
-                    row = evaluate_event(truth[members], pred, semantic[members],
-                                         min_true_size, [c])[0]
-                    scores[:, i, j] = row["ari"], row["purity"], row["efficiency"]
-            per_class[c].append(scores)
+            per_class[c].append(_grid_scores(
+                coords[members], eps_grid, min_samples_grid,
+                lambda pred: evaluate_event(truth[members], pred, semantic[members],
+                                            min_true_size, [c])[0]))
     if n_events == 0:
         raise ValueError("tune_dbscan needs at least one event")
     result: Dict = {"params": {}, "scores": {}, "eps_grid": eps_grid,
@@ -217,15 +213,101 @@ def tune_dbscan(events: Iterable[Mapping[str, np.ndarray]],
             log.warning("DBSCAN tuning: no %s cluster in the validation events; using the "
                         "first grid point", name)
             continue
-        mean = np.nanmean(np.stack(per_class[c]), axis=0)
-        mean = np.where(np.isnan(mean), -np.inf, mean)
-        # lexsort: last key primary; -flat index so ties pick the earliest grid point.
-        flat = np.lexsort((-np.arange(mean[0].size), (mean[1] + mean[2]).ravel(),
-                           mean[0].ravel()))[-1]
-        i, j = np.unravel_index(flat, mean[0].shape)
-        result["params"][name] = {"eps": eps_grid[i], "min_samples": min_samples_grid[j]}
-        result["scores"][name] = {"ari": float(mean[0, i, j]), "purity": float(mean[1, i, j]),
-                                  "efficiency": float(mean[2, i, j]),
-                                  "n_events": len(per_class[c])}
+        result["params"][name], result["scores"][name] = _best_point(
+            per_class[c], eps_grid, min_samples_grid)
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def _grid_scores(coords: np.ndarray, eps_grid: Sequence[float], min_samples_grid: Sequence[int],
+                 score: Callable[[np.ndarray], Mapping[str, float]]) -> np.ndarray:
+    """(ari, purity, efficiency) of ``score(labels)`` at every grid point: (3, E, M)."""
+    graph = _radius_graph(coords, max(eps_grid))
+    out = np.empty((3, len(eps_grid), len(min_samples_grid)))
+    for i, eps in enumerate(eps_grid):
+        for j, min_samples in enumerate(min_samples_grid):
+            row = score(_dbscan_labels(len(coords), graph, eps, min_samples))
+            out[:, i, j] = row["ari"], row["purity"], row["efficiency"]
+    return out
+
+
+def _best_point(per_event: List[np.ndarray], eps_grid: Sequence[float],
+                min_samples_grid: Sequence[int]) -> Tuple[Dict, Dict]:
+    """Grid point of the highest mean ARI (ties: purity + efficiency, then the earliest)."""
+    mean = np.nanmean(np.stack(per_event), axis=0)
+    mean = np.where(np.isnan(mean), -np.inf, mean)
+    # lexsort: last key primary; -flat index so ties pick the earliest grid point.
+    flat = np.lexsort((-np.arange(mean[0].size), (mean[1] + mean[2]).ravel(),
+                       mean[0].ravel()))[-1]
+    i, j = np.unravel_index(flat, mean[0].shape)
+    return ({"eps": eps_grid[i], "min_samples": min_samples_grid[j]},
+            {"ari": float(mean[0, i, j]), "purity": float(mean[1, i, j]),
+             "efficiency": float(mean[2, i, j]), "n_events": len(per_event)})
+
+
+def _check_grids(eps_grid: Sequence[float], min_samples_grid: Sequence[int]) -> Tuple[list, list]:
+    eps_grid = [float(e) for e in eps_grid]
+    min_samples_grid = [int(m) for m in min_samples_grid]
+    if not eps_grid or not min_samples_grid or min(eps_grid) <= 0 or min(min_samples_grid) < 1:
+        raise ValueError("eps_grid needs values > 0 and min_samples_grid values >= 1, got "
+                         f"{eps_grid} and {min_samples_grid}")
+    return eps_grid, min_samples_grid
+
+
+def dbscan_coordinates(coords, eps: float, min_samples: int) -> np.ndarray:
+    """DBSCAN on all voxels of one event, no semantics: ids 0..K-1, -1 noise.
+
+    Parameters
+    ----------
+    coords : array_like, shape (N, 3)
+        Voxel coordinates (voxel units).
+    eps : float
+        Neighbourhood radius in voxels (> 0).
+    min_samples : int
+        Core point threshold, the point itself included (>= 1).
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    eps, min_samples = _check_point("on coordinates", eps, min_samples)
+    if not len(coords):
+        return np.zeros(0, dtype=np.int64)
+    return _dbscan_labels(len(coords), _radius_graph(coords, eps), eps, min_samples)
+
+
+def tune_dbscan_coordinates(events: Iterable[Mapping[str, np.ndarray]],
+                            eps_grid: Sequence[float] = DEFAULT_EPS_GRID,
+                            min_samples_grid: Sequence[int] = DEFAULT_MIN_SAMPLES_GRID,
+                            progress: bool = True,
+                            min_true_size: int = DEFAULT_MIN_TRUE_SIZE) -> Dict:
+    """Grid-search :func:`dbscan_coordinates`, maximising the mean particle-level ARI.
+
+    Scored with :func:`~mlreco_spice.metrics.evaluate_particles` (all voxels,
+    particle id as truth); ties as in :func:`tune_dbscan`. ``events`` as
+    there (``truth_semantic`` is not used).
+
+    Returns
+    -------
+    dict
+        ``params`` (``{eps, min_samples}``), ``scores`` (``{ari, purity,
+        efficiency, n_events}`` at the optimum), ``eps_grid``,
+        ``min_samples_grid``, ``n_events``, ``seconds``.
+    """
+    from tqdm import tqdm
+
+    eps_grid, min_samples_grid = _check_grids(eps_grid, min_samples_grid)
+    start, per_event, n_events = time.perf_counter(), [], 0
+    for event in tqdm(events, desc="dbscan (coordinates) tune", unit="event",
+                      disable=not progress):
+        n_events += 1
+        truth = np.asarray(event["truth_instance"]).reshape(-1)
+        if not prepare_truth(truth, min_true_size)[0].any():
+            continue
+        per_event.append(_grid_scores(
+            np.asarray(event["coords"], dtype=np.float64), eps_grid, min_samples_grid,
+            lambda pred: evaluate_particles(truth, pred, min_true_size)))
+    if not per_event:
+        raise ValueError("tune_dbscan_coordinates needs at least one event with a particle "
+                         "to score")
+    params, scores = _best_point(per_event, eps_grid, min_samples_grid)
+    return {"params": params, "scores": scores, "eps_grid": eps_grid,
+            "min_samples_grid": min_samples_grid, "n_events": n_events,
+            "seconds": time.perf_counter() - start}

@@ -16,6 +16,11 @@ Conventions shared by every function here:
   result is ``NaN``, meaning "undefined: no voxel to score"; never an
   exception. Aggregate with ``numpy.nanmean``.
 
+Two views of an event: :func:`evaluate_event` scores each true class on its
+own voxels (paper Table III; blind to a cluster that spans classes), and
+:func:`evaluate_particles` scores all voxels at once against the particle ids
+(a muon that swallowed its Michel electron shows up there).
+
 The counting core is one numba kernel over the sorted contingency codes, so a
 call costs O(N log N) with no N_true x N_pred matrix.
 """
@@ -29,8 +34,9 @@ import numpy as np
 from .columns import CLASS_NAMES, UNLABELED, class_indices
 
 __all__ = ["adjusted_rand_index", "purity", "efficiency", "cluster_scores",
-           "evaluate_event", "EVENT_ROW_FIELDS", "DEFAULT_MIN_TRUE_SIZE",
-           "prepare_truth", "with_singletons", "scores_from_codes"]
+           "evaluate_event", "evaluate_particles", "unique_across_classes", "EVENT_ROW_FIELDS",
+           "PARTICLE_FIELDS", "DEFAULT_MIN_TRUE_SIZE", "prepare_truth", "with_singletons",
+           "scores_from_codes"]
 
 DEFAULT_MIN_TRUE_SIZE = 10
 
@@ -44,6 +50,9 @@ DEFAULT_MIN_TRUE_SIZE = 10
 #: n_voxels_pred   of those, voxels given a predicted cluster (not -1)
 EVENT_ROW_FIELDS: Tuple[str, ...] = ("class", "n_true", "n_pred", "ari", "purity", "efficiency",
                                      "n_voxels_true", "n_voxels_pred")
+
+#: Keys of :func:`evaluate_particles`: the fields of an event row without the class.
+PARTICLE_FIELDS: Tuple[str, ...] = EVENT_ROW_FIELDS[1:]
 
 
 @numba.njit(cache=True)
@@ -277,20 +286,82 @@ def evaluate_event(truth_instance, pred_instance, truth_semantic,
         in_class = truth_semantic == c
         if not in_class.any():
             continue
-        keep, t, n_true = prepare_truth(truth_instance[in_class], min_true_size)
-        if not keep.any():
-            continue
-        pred_kept = pred_instance[in_class][keep]
-        scores = scores_from_codes(t, n_true, *_pred_codes(pred_kept))
-        clustered = pred_kept[pred_kept != UNLABELED]
-        rows.append({
-            "class": CLASS_NAMES[c],
-            "n_true": n_true,
-            "n_pred": int(np.unique(clustered).size),
-            "ari": scores["ari"],
-            "purity": scores["purity"],
-            "efficiency": scores["efficiency"],
-            "n_voxels_true": int(t.size),
-            "n_voxels_pred": int(clustered.size),
-        })
+        row = _scored(truth_instance[in_class], pred_instance[in_class], min_true_size)
+        if row["n_voxels_true"]:
+            rows.append({"class": CLASS_NAMES[c], **row})
     return rows
+
+
+def _scored(truth: np.ndarray, pred: np.ndarray, min_true_size: int) -> Dict[str, object]:
+    """:data:`PARTICLE_FIELDS` of one set of voxels (NaN scores when none is left)."""
+    keep, t, n_true = prepare_truth(truth, min_true_size)
+    pred_kept = pred[keep]
+    scores = scores_from_codes(t, n_true, *_pred_codes(pred_kept))
+    clustered = pred_kept[pred_kept != UNLABELED]
+    return {"n_true": n_true, "n_pred": int(np.unique(clustered).size), "ari": scores["ari"],
+            "purity": scores["purity"], "efficiency": scores["efficiency"],
+            "n_voxels_true": int(t.size), "n_voxels_pred": int(clustered.size)}
+
+
+def unique_across_classes(pred_instance, pred_semantic) -> np.ndarray:
+    """Predicted ids that restart in every class, made unique within the event.
+
+    Id ``k`` of class ``c`` and id ``k`` of class ``c'`` become two clusters;
+    ``-1`` (unclustered) stays ``-1``. Only for predictions whose ids restart
+    per class (e.g. a per-class clusterer of another package): the
+    :class:`~mlreco_spice.cluster.SPICEClusterer` and the DBSCAN baselines give
+    ids unique within the event already, and their cross-class clusters (the
+    absorb step's) must stay one cluster.
+    """
+    pred = np.asarray(pred_instance, dtype=np.int64).reshape(-1)
+    sem = np.asarray(pred_semantic, dtype=np.int64).reshape(-1)
+    if pred.shape != sem.shape:
+        raise ValueError(f"pred_instance and pred_semantic must have the same length, got "
+                         f"{pred.size} and {sem.size}")
+    out = np.full(pred.shape, UNLABELED, dtype=np.int64)
+    clustered = pred != UNLABELED
+    if clustered.any():
+        pairs = np.stack([sem[clustered], pred[clustered]], axis=1)
+        out[clustered] = np.unique(pairs, axis=0, return_inverse=True)[1].reshape(-1)
+    return out
+
+
+def evaluate_particles(truth_instance, pred_instance,
+                       min_true_size: int = DEFAULT_MIN_TRUE_SIZE,
+                       pred_semantic=None) -> Dict[str, object]:
+    """Particle-level metrics of one event: every voxel, whatever its class.
+
+    The truth is the particle id (the cluster3d parser's instance: a voxel
+    shared by two particles already belongs to one of them), the prediction
+    the instance ids over the whole event. Unlike :func:`evaluate_event`, a
+    cluster spanning two classes counts: a muon that absorbed its Michel
+    electron is one predicted cluster for two particles, which lowers the ARI
+    here while both per-class rows stay perfect.
+
+    Parameters
+    ----------
+    truth_instance, pred_instance : array_like of int, shape (N,)
+        True particle id (-1: unlabelled, ignored) and predicted instance id
+        (-1: unclustered, a singleton), unique within the event.
+    min_true_size : int
+        True particles smaller than this are masked out.
+    pred_semantic : array_like of int, optional
+        Class of each voxel's prediction, when ids restart per class: they are
+        made unique first (:func:`unique_across_classes`).
+
+    Returns
+    -------
+    dict
+        :data:`PARTICLE_FIELDS`: ``n_true``, ``n_pred`` (predicted clusters
+        among the scored voxels, unclustered voxels not counted), ``ari``,
+        ``purity``, ``efficiency`` (NaN when nothing is scored),
+        ``n_voxels_true``, ``n_voxels_pred``.
+    """
+    truth = np.asarray(truth_instance).reshape(-1)
+    pred = np.asarray(pred_instance, dtype=np.int64).reshape(-1)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth and pred must have the same length, got {truth.size} and "
+                         f"{pred.size}")
+    if pred_semantic is not None:
+        pred = unique_across_classes(pred, pred_semantic)
+    return _scored(truth, pred, min_true_size)

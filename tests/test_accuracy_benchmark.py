@@ -86,6 +86,23 @@ def test_tune_dbscan_picks_eps_that_separates_close_tracks():
     assert wide["scores"]["MIP"]["ari"] == pytest.approx(0.0)
 
 
+def test_dbscan_on_coordinates_ignores_classes_and_tunes_for_particles():
+    from mlreco_spice.baselines import dbscan_coordinates, tune_dbscan_coordinates
+
+    event = _lines_event(gap=3)
+    labels = dbscan_coordinates(event["coords"], eps=1.5, min_samples=1)
+    assert [len(set(labels[s])) for s in (slice(0, 20), slice(20, 40), slice(40, None))] == [1] * 3
+    assert len(set(labels)) == 3
+    assert len(set(dbscan_coordinates(event["coords"], eps=4.0, min_samples=1))) == 2
+    events = [event, _lines_event(gap=3, length=25)]
+    result = tune_dbscan_coordinates(events, eps_grid=(1.0, 4.0), min_samples_grid=(1, 3),
+                                     progress=False)
+    assert result["params"] == {"eps": 1.0, "min_samples": 1}
+    assert result["scores"]["ari"] == pytest.approx(1.0) and result["n_events"] == 2
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        dbscan_coordinates(event["coords"], eps=0, min_samples=1)
+
+
 def test_floor_checks_and_failure_choice(accuracy):
     _, report = accuracy
     summaries = {"dbscan": {"HIP": {"ari": 0.8}, "MIP": {"ari": 0.9}, "Shower": {"ari": 0.5}},
@@ -136,19 +153,31 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
     by_method = {}
     for r in rows:
         by_method.setdefault(r["method"], set()).add((r["entry"], r["class"]))
-    assert set(by_method) == {"dbscan", "spice_paper_seeds", "spice_true_semantics",
-                              "full_chain", "spice_truth_centroids"}
+    methods = {"dbscan", "dbscan_coordinates", "spice_paper_seeds", "spice_true_semantics",
+               "full_chain", "full_chain_no_absorb", "spice_truth_centroids"}
+    assert set(by_method) == methods
     # Same events, same truth: every method is scored on the same (event, class) rows.
-    assert by_method["dbscan"] == by_method["full_chain"] == by_method["spice_true_semantics"] \
-        == by_method["spice_truth_centroids"] == by_method["spice_paper_seeds"]
+    assert len({frozenset(v) for v in by_method.values()}) == 1
+    particles = list(csv.DictReader(open(out / "particles.csv")))
+    assert sorted((r["method"], r["entry"]) for r in particles) == \
+        sorted((m, e) for m in methods for e in {e for e, _ in by_method["dbscan"]})
+    assert "## Particle level" in printed
     assert len({e for e, _ in by_method["dbscan"]}) == 3
     assert all(-1.0 <= float(r["ari"]) <= 1.0 for r in rows)
     assert all(r["forward_time_s"] == "" for r in rows if r["method"] == "dbscan")
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_events"] == 3 and summary["dbscan"]["n_events"] == 2
+    assert summary["dbscan_coordinates"]["params"]["eps"] in (1.5, 3.0)
+    for method in methods:
+        mine = [float(r["particle_ari"]) for r in particles
+                if r["method"] == method and r["particle_ari"] != ""]
+        assert summary["summaries"][method]["particles"]["ari"] == pytest.approx(
+            np.mean(mine), abs=1e-5)
     for method in by_method:
         for name, stats in summary["summaries"][method].items():
+            if name == "particles":
+                continue
             mine = [float(r["ari"]) for r in rows if r["method"] == method
                     and (name == "all" or r["class"] == name)]
             assert stats["n_rows"] == len(mine)

@@ -54,3 +54,23 @@ def test_without_segmentation_stage_and_written_files(tmp_path):
     write_summary(tmp_path, summarize(ROWS, SEG, 0.92, 3))
     confusion = read_table(tmp_path / "confusion_matrix.csv")
     assert confusion[1]["true_class"] == "MIP" and confusion[1]["HIP"] == "10"
+
+
+def test_particle_row_from_event_rows(tmp_path):
+    from analysis.summary import PARTICLES
+
+    events = [{"particle_n_true": "3", "particle_n_pred": "3", "particle_ari": "1.0",
+               "particle_purity": "1.0", "particle_efficiency": "1.0"},
+              {"particle_n_true": "3", "particle_n_pred": "2", "particle_ari": "0.5",
+               "particle_purity": "0.8", "particle_efficiency": "1.0"},
+              {"particle_n_true": "0", "particle_n_pred": "0", "particle_ari": "",
+               "particle_purity": "", "particle_efficiency": ""}]  # nothing scored
+    summary = summarize(ROWS, SEG, ari_threshold=0.92, n_events=3, event_rows=events)
+    row = summary.row(PARTICLES)
+    assert row["n_rows"] == 2 and row["ari"] == pytest.approx(0.75)
+    assert row["purity"] == pytest.approx(0.9) and row["frac_ari_above"] == 0.5
+    assert summary.row("all")["n_rows"] == 5  # the class rows are unchanged
+    text = summary_markdown(summary)
+    assert "## Particles" in text and "| events | 2 | 0.9000 | 1.0000 | 0.7500 | 0.5000 |" in text
+    write_summary(tmp_path, summary)
+    assert [r["class"] for r in read_table(tmp_path / "summary.csv")][-1] == PARTICLES

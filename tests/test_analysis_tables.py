@@ -109,6 +109,11 @@ def test_event_and_segmentation_rows():
     tables = event_tables(event, 10)
     (row,) = tables["events"]
     assert (row["n_voxels"], row["n_true"], row["n_pred"], row["n_unclustered"]) == (145, 5, 5, 5)
+    from mlreco_spice.metrics import evaluate_particles
+
+    particle = evaluate_particles(event.truth_instance, event.clusters, 10)
+    assert {k: row[f"particle_{k}"] for k in particle} == particle
+    assert 0 < particle["ari"] <= 1 and particle["n_true"] > 0
     cells = {(r["true_class"], r["pred_class"]): r["n_voxels"] for r in tables["segmentation"]}
     labelled = event.truth_semantic >= 0
     assert sum(cells.values()) == labelled.sum()

@@ -143,3 +143,49 @@ def test_evaluate_event_rows_per_true_class():
     assert mip["ari"] == 0.0
     assert evaluate_event(truth_inst, pred, truth_sem, classes=["MIP"]) == [mip]
     assert len(evaluate_event(truth_inst, pred, truth_sem, min_true_size=0)) == 3
+
+
+# ------------------------------------------------------- particle level ---
+def muon_and_michel():
+    """A 60-voxel muon (particle 0) and its 20-voxel Michel electron (particle 1),
+    plus an unrelated 30-voxel shower (particle 2)."""
+    from mlreco_spice.columns import MICHEL
+
+    truth = np.repeat([0, 1, 2], [60, 20, 30])
+    semantic = np.repeat([MIP, MICHEL, SHOWER], [60, 20, 30])
+    return truth, semantic
+
+
+def test_muon_absorbing_its_michel_lowers_particle_ari_only():
+    from mlreco_spice.metrics import evaluate_particles
+
+    truth, semantic = muon_and_michel()
+    separate = np.repeat([7, 3, 5], [60, 20, 30])
+    absorbed = np.repeat([7, 7, 5], [60, 20, 30])  # the muon's cluster took the Michel
+    for pred in (separate, absorbed):
+        assert all(row["ari"] == 1.0 for row in evaluate_event(truth, pred, semantic))
+    good = evaluate_particles(truth, separate)
+    bad = evaluate_particles(truth, absorbed)
+    assert good["ari"] == 1.0 and good["n_true"] == 3 and good["n_pred"] == 3
+    assert bad["ari"] < 0.9 and bad["n_pred"] == 2
+    assert bad["ari"] == pytest.approx(adjusted_rand_score(truth, absorbed))
+    assert bad["purity"] == pytest.approx((60 / 80 + 1) / 2)
+    assert bad["efficiency"] == 1.0  # every particle lies whole inside one cluster
+    assert set(bad) == set(EVENT_ROW_FIELDS[1:])
+
+
+def test_particle_metrics_ids_restarting_per_class_and_masks():
+    from mlreco_spice.metrics import evaluate_particles, unique_across_classes
+
+    truth, semantic = muon_and_michel()
+    per_class = np.repeat([0, 0, 0], [60, 20, 30])  # id 0 in each of three classes
+    assert evaluate_particles(truth, per_class)["ari"] == 0.0
+    assert evaluate_particles(truth, per_class, pred_semantic=semantic)["ari"] == 1.0
+    assert list(unique_across_classes([0, 0, -1, 1], [1, 4, 4, 1])) == [0, 2, -1, 1]
+    truth = truth.copy()
+    truth[:5] = -1                     # unlabelled voxels are ignored
+    truth[-30:-25] = 9                 # a 5-voxel particle is masked (min_true_size 10)
+    row = evaluate_particles(truth, np.repeat([7, 3, 5], [60, 20, 30]))
+    assert row["ari"] == 1.0 and row["n_true"] == 3 and row["n_voxels_true"] == 100
+    empty = evaluate_particles([-1, -1], [0, 1])
+    assert math.isnan(empty["ari"]) and empty["n_true"] == 0
