@@ -287,6 +287,8 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
     network_sources = set()
     for stage_cfg in cfg["model"]["modules"].values():
         network_sources |= {s for s in (stage_cfg.get("network_input") or {}).values() if "." not in s}
+        if stage_cfg.get("use_true_semantics") is True:  # clusters the true classes: reads labels
+            network_sources |= {s for s in (stage_cfg.get("loss_input") or {}).values() if "." not in s}
     schema = {k: v for k, v in cfg["io"]["dataset"]["schema"].items() if k in network_sources}
     io_cfg["dataset"] = dict(cfg["io"]["dataset"], schema=schema, files=[file])
     dataset = SpiceDataset(io_cfg)

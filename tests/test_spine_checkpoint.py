@@ -171,3 +171,18 @@ def test_mismatching_architecture_named_layer_by_layer(spine_run):
     message = str(err.value)
     assert "shape mismatch: embedding_decoder.blocks.0" in message
     assert "not in model: embedding_decoder.blocks.2" in message
+
+
+def test_predict_runs_the_imported_chain_with_spine_weights(spine_run, tmp_path):
+    """The imported chain clusters the true classes, as SPINE's SPICE: predict reads them."""
+    from mlreco_spice.predict import output_name, predict_files
+    from mlreco_spice.sim import simulate_file
+    from parsers.readers import open_reader
+
+    events = tmp_path / "spine_labels.h5"
+    simulate_file(events, 2, seed=4, size=SIZE, labels="spine")
+    cfg = load_config(str(spine_run["config"]), [f"predict.weights={spine_run['checkpoint']}"])
+    report = predict_files(cfg, [str(events)], str(tmp_path / "out"))
+    assert not report.failed_files and not report.bad_events
+    out = open_reader(str(tmp_path / "out" / output_name(str(events))))
+    assert len(out) == 2 and all(len(out[i].cluster3d["spice"]) > 0 for i in range(2))
