@@ -11,6 +11,7 @@ import logging
 import os
 from typing import List, Optional, Tuple
 
+from .atomic import check_output_file
 from .config import load_config
 from .errors import UserError
 
@@ -52,6 +53,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         raise UserError(f"--size must be at least 8 voxels, got {args.size}")
     if args.voxel_mm <= 0:
         raise UserError(f"--voxel-mm must be positive, got {args.voxel_mm}")
+    check_output_file(args.output, overwrite=args.overwrite)
     from .sim import simulate_file
 
     simulate_file(args.output, n_events=args.events, seed=args.seed, size=args.size,
@@ -67,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
         os.environ["OMP_NUM_THREADS"] = "1"
     from .train import train
 
-    train(cfg, resume=args.resume)
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
@@ -99,6 +101,7 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.events < 1:
         raise UserError(f"--events must be at least 1, got {args.events}")
     cfg = load_config(args.config, _run_overrides(args))
+    check_output_file(args.output)  # before minutes of network and grid search
     from .cluster.tuning import format_threshold_table
     from .tune_files import tune_from_files
 

@@ -12,6 +12,12 @@
 * ``skipped.csv``: events skipped as bad, with file, entry and reason.
 
 Ctrl-C (SIGINT) saves a checkpoint at the current iteration and exits cleanly.
+
+A directory already holding a run (checkpoints or ``train_log.csv``) is
+refused unless ``resume`` (continue it) or ``overwrite`` (remove it first):
+two runs must not mix. Resuming with another total length keeps a cosine
+schedule from rising again: it goes from the checkpoint's learning rate to
+``min_lr`` over the iterations left (logged as a warning).
 """
 from __future__ import annotations
 
@@ -28,10 +34,10 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_text, check_output_dir
 from .chain import Chain
-from .checkpoint import (latest_checkpoint, load_checkpoint, load_state_into, remove_stale_temps,
-                         save_checkpoint)
+from .checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, load_state_into,
+                         remove_stale_temps, save_checkpoint)
 from .config import default_output_dir, dump_config
 from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
@@ -130,18 +136,58 @@ class _Wrapped:
         self.module = DDP(self.chain, device_ids=[self.device] if self.device.type == "cuda" else None)
 
 
-def _set_seed_freeze(chain: Chain, frozen: bool) -> bool:
-    _, net = chain.find_stage("set_seediness_frozen")
-    if net is None:
-        return False
-    net.set_seediness_frozen(frozen)
-    for loss in chain.losses.values():
-        if hasattr(loss, "set_seediness_frozen"):
-            loss.set_seediness_frozen(frozen)
-    return True
+_LOG_FILES = ("train_log.csv", "skipped.csv", "config.yaml")
 
 
-def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> TrainResult:
+def _claim_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a new run over an old one (the two would mix), before any work.
+
+    A directory holds a run when it has checkpoints or a ``train_log.csv``;
+    a new run there needs ``resume`` (continue it) or ``overwrite`` (replace it).
+    """
+    if resume and overwrite:
+        raise UserError(f"--resume continues the run in {out} and --overwrite replaces it: "
+                        f"give one, not both")
+    check_output_dir(out, "train.output_dir")
+    if resume or overwrite:
+        return
+    held = list_checkpoints(out)
+    if (out / "train_log.csv").exists():
+        held.append(out / "train_log.csv")
+    if held:
+        raise UserError(f"train.output_dir {out} already holds a run ({held[-1].name}): use "
+                        f"--resume to continue it, --overwrite to replace it, or another "
+                        f"train.output_dir")
+
+
+def _clear_old_run(out: Path) -> None:
+    """Remove what an earlier run left in ``out`` (a fresh run starts empty)."""
+    for path in list_checkpoints(out) + [out / name for name in _LOG_FILES]:
+        if path.exists():
+            log.info("removing %s of the previous run", path)
+            path.unlink()
+
+
+def _resumed_cosine(optimizer: torch.optim.Optimizer, cfg: Dict[str, Any], start: int,
+                    planned: int, total: int):
+    """A cosine schedule for a run resumed with another length.
+
+    The checkpoint's schedule ends at ``planned``; past its end a cosine rises
+    again. The new one starts from the checkpoint's learning rate and anneals
+    to ``min_lr`` over the ``total - start`` iterations left, so the rate never
+    jumps back up.
+    """
+    lr = float(optimizer.param_groups[0]["lr"])
+    for group in optimizer.param_groups:
+        group["initial_lr"] = group["lr"]  # the new schedule's starting point
+    log.warning("train.iterations changed from %d (checkpoint) to %d: the cosine schedule now "
+                "goes from the checkpoint's learning rate %.3g to min_lr %.3g over the %d "
+                "iterations left", planned, total, lr, float(cfg.get("min_lr", 0.0)), total - start)
+    return build_scheduler(optimizer, cfg, total - start)
+
+
+def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> TrainResult:
     """Train the chain described by a complete config (see :func:`load_config`).
 
     Parameters
@@ -152,6 +198,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         Continue from the newest readable checkpoint in ``train.output_dir``.
     progress : bool
         Show a tqdm bar (rank 0 only).
+    overwrite : bool
+        Replace a run already in ``train.output_dir`` (its checkpoints and logs
+        are removed). Without it, or ``resume``, such a directory is refused.
     """
     from parsers.collate import collate_events
     from parsers.dataset import SpiceDataset
@@ -162,12 +211,17 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         log.warning("train.deterministic: bit-exact CPU runs need OMP_NUM_THREADS=1 before torch "
                     "is imported (`mlreco-spice train` sets it); this process uses %d threads",
                     torch.get_num_threads())
+    out = Path(tcfg["output_dir"] or default_output_dir(None)).resolve()
+    # Before the process group forms: no rank has written anything yet, so all
+    # ranks see the same directory and agree.
+    _claim_output_dir(out, resume, overwrite)
     dist = init_distributed(tcfg["device"])
     device = pick_device(tcfg["device"], dist.local_rank)
-    out = Path(tcfg["output_dir"] or default_output_dir(None)).resolve()
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(out)
+        if not resume:
+            _clear_old_run(out)
         log.info("writing checkpoints, train_log.csv and config.yaml to %s", out)
     seed_everything(int(tcfg["seed"]))
 
@@ -186,10 +240,15 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         # Names the mismatching layers when the config's architecture changed.
         load_state_into(chain, state["model"], f"--resume checkpoint {path}")
         optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
         start = int(state["iteration"])
+        planned = state.get("total_iterations") or _total_iterations(
+            state.get("config") or cfg, len(dataset), dist.world_size)
+        if scheduler is not None and state.get("scheduler"):
+            if planned != total and (tcfg.get("lr_schedule") or {}).get("name") == "cosine":
+                scheduler = _resumed_cosine(optimizer, tcfg["lr_schedule"], start, planned, total)
+            else:
+                scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
         log.info("resuming from %s (iteration %d)", path, start)
     if start >= total:
         log.info("nothing to do: already at iteration %d of %d", start, total)
@@ -198,7 +257,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
                            model=chain)
 
     freeze_until = int(tcfg["freeze_seediness_iterations"])
-    seed_frozen = start < freeze_until and _set_seed_freeze(chain, True)
+    seed_frozen = start < freeze_until and chain.set_seediness_frozen(True)
     wrapped = _Wrapped(chain, dist, device)
     sampler = IterationBatchSampler(len(dataset), cfg["io"]["loader"]["batch_size"], int(tcfg["seed"]),
                                     start, total, dist.rank, dist.world_size,
@@ -216,7 +275,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
         return save_checkpoint(out, iteration, {
             "model": chain.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "config": cfg, "rng": {"torch": torch.get_rng_state()},
+            "config": cfg, "rng": {"torch": torch.get_rng_state()}, "total_iterations": total,
             "version": __import__("mlreco_spice").__version__,
         }, keep=int(tcfg["keep_checkpoints"]))
 
@@ -236,7 +295,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True) -> T
     try:
         for batch in loader:
             if seed_frozen and iteration >= freeze_until:
-                _set_seed_freeze(chain, False)
+                chain.set_seediness_frozen(False)
                 seed_frozen = False
                 wrapped.wrap()
                 log.info("iteration %d: seediness branch unfrozen (stage 2)", iteration)
