@@ -147,7 +147,10 @@ def summary_markdown(summary: Summary) -> str:
                   "(clusters spanning classes count)", ""]
         lines += _markdown_table(("",) + header[1:], [("events",) + _cells(particles[0])[1:]])
         lines.append("")
-    if summary.confusion is None:
+    if summary.n_events == 0:
+        lines.append("## Segmentation: no events were evaluated (the inputs hold none, or all "
+                     "were skipped)")
+    elif summary.confusion is None:
         lines.append("## Segmentation: no semantic stage output (the chain has no segmentation stage)")
     else:
         lines += ["## Segmentation: voxel accuracy per true class", ""]

@@ -149,9 +149,14 @@ class Larcv3Reader(Reader):
             except (OSError, RuntimeError, KeyError) as err:
                 raise DataError(f"input file {file}: cannot list the Data group (corrupt or "
                                 f"truncated?): {err}") from None
+            # An older larcv3 writes a group without tables for a producer that
+            # never had an entry: it holds no product, so it is not listed (and
+            # asking for it says "not found", not "corrupt").
+            data = self._open(file)["Data"]
             self._tables[key] = sorted(
                 name[:-len(_GROUP_SUFFIX)] for name in names
-                if name.endswith(_GROUP_SUFFIX) and name.split("_", 1)[0] in _TYPES)
+                if name.endswith(_GROUP_SUFFIX) and name.split("_", 1)[0] in _TYPES
+                and "extents" in data[name])
         return list(self._tables[key])
 
     def read_entry(self, file: str, entry: int) -> EventRecord:
