@@ -56,10 +56,10 @@ class EventConfig:
     #: Low-energy photons (Compton-only "showers" of a few blobs) per event.
     soft_photon_mean: float = 2.0
     soft_photon_ke: Tuple[float, float] = (2.0, 20.0)
-    cosmic_mean: float = 7.0                # through-going muons from the top face
+    cosmic_mean: float = 8.0                # through-going muons from the top face
     cosmic_ke: Tuple[float, float] = (1000.0, 10000.0)
     #: Events with stopping muons (hence Michel electrons): probability and count 1 + Poisson.
-    stopping_muon_probability: float = 0.45
+    stopping_muon_probability: float = 0.55
     stopping_muon_extra_mean: float = 1.3
 
 
