@@ -70,7 +70,12 @@ def find_chromium() -> Optional[str]:
 
 
 def _tagged_copy(html: Path, folder: Path) -> Path:
+    """The page with the console.error tagger, plus the local scripts it loads (plotly.js)."""
     text = html.read_text(encoding="utf-8")
+    for src in re.findall(r'<script[^>]*\ssrc="([^":]+\.js)"', text):
+        local = html.parent / src
+        if local.is_file():
+            shutil.copy(local, folder / local.name)
     head = re.search(r"<head[^>]*>", text, flags=re.IGNORECASE)
     text = text[:head.end()] + _TAGGER + text[head.end():] if head else _TAGGER + text
     copy = folder / html.name
@@ -96,7 +101,7 @@ def check_html(html: Path, screenshot: Path, chromium: Optional[str] = None,
     Parameters
     ----------
     html : path
-        The page (self-contained: plotly.js embedded).
+        The page (plotly.js embedded, or a local file beside it).
     screenshot : path
         PNG written by Chromium.
     chromium : str, optional

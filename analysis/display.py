@@ -3,8 +3,13 @@
 The HTML holds one 3D scene (positions in cm) with buttons switching between
 views: deposited energy, true semantic classes, true instances, predicted
 instances and the embedding space coloured by true instance (paper Figs. 4,
-12-16). plotly.js is embedded, so the file works offline. Hover shows the
-instance id, class, energy, voxel index and position.
+12-16). Hover shows the instance id, class, energy, voxel index and position.
+To load fast, plotly.js is written once per output directory
+(``plotly-<version>.min.js``, which the page loads from beside it; the folder
+works offline) instead of 4.6 MB inside every page, and the per-voxel data is
+compact: positions rounded to 0.01 cm (voxels are 0.3 cm), embeddings to
+0.001, numeric hover data as binary float32 arrays. 3D scatter traces are
+WebGL.
 
 Colours are consistent: a true instance has the same colour in every view;
 a predicted cluster takes the colour of the true instance it best matches
@@ -13,7 +18,8 @@ unlabelled voxels: ``spurious`` in ``pred_clusters.csv``) a colour from a
 separate palette; unclustered voxels are grey.
 
 The PNG (matplotlib) shows three 2D projections, true instances above
-predicted clusters.
+predicted clusters, with a colour key per row (the largest instances and
+clusters by name, plus what light colours and grey mean).
 """
 from __future__ import annotations
 
@@ -81,30 +87,31 @@ def event_figure(event: Any):
     true_sem = event.truth_semantic if event.truth_semantic is not None else np.full(n, UNLABELED)
     true_inst = event.truth_instance if event.truth_instance is not None else np.full(n, UNLABELED)
     true_col, pred_col = instance_colours(event)
-    hover = ("%{customdata[0]} %{customdata[1]}<br>class %{customdata[2]}<br>"
-             "energy %{customdata[3]:.3f} MeV<br>voxel (%{customdata[4]}, %{customdata[5]}, "
-             "%{customdata[6]})<br>(%{x:.1f}, %{y:.1f}, %{z:.1f})<extra></extra>")
+    hover = ("%{fullData.name} (id %{customdata[0]})<br>class %{text}<br>"
+             "energy %{customdata[1]:.3f} MeV<br>voxel (%{customdata[2]}, %{customdata[3]}, "
+             "%{customdata[4]})<br>(%{x:.1f}, %{y:.1f}, %{z:.1f})<extra></extra>")
+    positions = np.round(positions, 2).astype(np.float32)
 
-    def trace(points, mask, colour, name, label, ids, classes, view, **marker):
-        custom = np.stack([np.full(mask.sum(), label, dtype=object), ids[mask], classes[mask],
-                           energy[mask], *event.coords[mask].T], axis=1)
+    def trace(points, mask, colour, name, ids, classes, view, **marker):
+        # Numeric columns only: plotly sends them as binary float32, not JSON text.
+        custom = np.column_stack([ids[mask], energy[mask], event.coords[mask]]).astype(np.float32)
         return view, go.Scatter3d(x=points[mask, 0], y=points[mask, 1], z=points[mask, 2],
                                   mode="markers", name=name, customdata=custom,
-                                  hovertemplate=hover,
+                                  text=classes[mask], hovertemplate=hover,
                                   marker=dict(size=2, color=colour, **marker))
 
     traces: List[Tuple[int, Any]] = []
     all_rows = np.ones(n, dtype=bool)
-    traces.append(trace(positions, all_rows, energy, "energy", "voxel", np.arange(n),
+    traces.append(trace(positions, all_rows, energy.astype(np.float32), "voxel", np.arange(n),
                         _class_name(true_sem), 0, colorscale="Inferno", showscale=False))
     for c, name in enumerate(CLASS_NAMES):
         mask = true_sem == c
         if mask.any():
-            traces.append(trace(positions, mask, CLASS_COLOURS[c], name, "class", true_sem,
+            traces.append(trace(positions, mask, CLASS_COLOURS[c], name, true_sem,
                                 _class_name(true_sem), 1))
     groups = [(2, positions, true_inst, true_col, "true"),
               (3, positions, np.asarray(event.clusters), pred_col, "pred")]
-    embeddings = np.asarray(event.embeddings, dtype=float)
+    embeddings = np.round(np.asarray(event.embeddings, dtype=float), 3).astype(np.float32)
     has_embedding = np.isfinite(embeddings).all(axis=1)
     groups.append((4, embeddings, np.where(has_embedding, true_inst, -2), true_col, "true"))
     pred_classes = _class_name(event.semantics)
@@ -113,7 +120,7 @@ def event_figure(event: Any):
         for k in np.unique(labels[labels >= -1]):
             mask = labels == k
             name = f"{label} {k}" if k >= 0 else ("unclustered" if label == "pred" else "no instance")
-            traces.append(trace(points, mask, colours[mask][0], name, label, labels, classes, view))
+            traces.append(trace(points, mask, colours[mask][0], name, labels, classes, view))
     fig = go.Figure([t for _, t in traces])
     views = [t[0] for t in traces]
     buttons = []
@@ -136,23 +143,95 @@ def event_figure(event: Any):
     return fig
 
 
-def write_event_html(event: Any, path: Path) -> Path:
-    """Write the interactive HTML (plotly.js embedded) atomically."""
-    html = event_figure(event).to_html(include_plotlyjs=True, full_html=True)
+def plotlyjs_file(folder: Path) -> Path:
+    """``plotly-<version>.min.js`` in ``folder``, written (atomically) when absent.
+
+    The version is in the name, so pages written by another plotly never load
+    a bundle they were not made for.
+    """
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    path = Path(folder) / f"plotly-{plotly.__version__}.min.js"
+    if not path.is_file():
+        atomic_write_text(path, get_plotlyjs())
+    return path
+
+
+def write_event_html(event: Any, path: Path, embed_plotlyjs: bool = False) -> Path:
+    """Write the interactive HTML atomically.
+
+    Parameters
+    ----------
+    embed_plotlyjs : bool
+        Put plotly.js (4.6 MB) inside the page, for a single file to send
+        around. Default: load the shared :func:`plotlyjs_file` beside it.
+    """
+    path = Path(path)
+    script = True if embed_plotlyjs else plotlyjs_file(path.parent).name
+    html = event_figure(event).to_html(include_plotlyjs=script, full_html=True)
     atomic_write_text(path, html)
-    return Path(path)
+    return path
+
+
+#: Entries of a colour key before the rest are summed up in one line.
+KEY_ENTRIES = 12
+
+
+def colour_key(labels: np.ndarray, colours: np.ndarray, classes: np.ndarray, prefix: str,
+               spurious: Optional[np.ndarray] = None) -> List[Tuple[str, str]]:
+    """``(colour, text)`` lines of a PNG colour key, largest labels first.
+
+    Parameters
+    ----------
+    labels, colours, classes : arrays, one row per voxel
+        Instance (or cluster) id (-1: none), its colour, its class name.
+    prefix : str
+        ``"true"`` or ``"pred"``.
+    spurious : array of bool, optional
+        Per voxel: its cluster is no true instance's best match.
+    """
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    lines = []
+    for k in ids[order][:KEY_ENTRIES]:
+        rows = labels == k
+        note = " (spurious)" if spurious is not None and spurious[rows][0] else ""
+        lines.append((colours[rows][0], f"{prefix} {k}: {classes[rows][0]}, "
+                                        f"{int(rows.sum())} vox{note}"))
+    if len(ids) > KEY_ENTRIES:
+        rest = int(np.isin(labels, ids[order][KEY_ENTRIES:]).sum())
+        lines.append(("#ffffff", f"{len(ids) - KEY_ENTRIES} more, {rest} vox"))
+    if (labels < 0).any():
+        lines.append((UNCLUSTERED, f"{'unclustered' if prefix == 'pred' else 'no instance'}: "
+                                   f"{int((labels < 0).sum())} vox"))
+    return lines
 
 
 def write_event_png(event: Any, path: Path) -> Path:
-    """Write the static PNG: x-y, x-z, y-z projections, true (top) vs predicted (bottom)."""
+    """Write the static PNG: x-y, x-z, y-z projections, true (top) vs predicted (bottom).
+
+    Each row has a colour key on its right (see :func:`colour_key`): a
+    predicted cluster has the colour of the true instance it is the best
+    match of; fragments and spurious clusters take light colours.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     positions = event.meta.to_cm(event.coords) if event.meta is not None else event.coords.astype(float)
     true_col, pred_col = instance_colours(event)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+    n = event.n_voxels
+    truth = np.asarray(event.truth_instance) if event.truth_instance is not None else \
+        np.full(n, UNLABELED)
+    true_sem = event.truth_semantic if event.truth_semantic is not None else np.full(n, UNLABELED)
+    pred = np.asarray(event.clusters)
+    spurious = np.isin(pred_col, SPURIOUS_PALETTE)
+    keys = (colour_key(truth, true_col, _class_name(true_sem), "true"),
+            colour_key(pred, pred_col, _class_name(event.semantics), "pred", spurious))
+    fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
     size = float(np.clip(3000.0 / max(event.n_voxels, 1), 0.5, 12.0))  # visible, yet not a blot
     for row, (colours, title) in enumerate(((true_col, "true instances"),
                                             (pred_col, "predicted clusters"))):
@@ -163,6 +242,10 @@ def write_event_png(event: Any, path: Path) -> Path:
             ax.set_ylabel(f"{'xyz'[b]} (cm)")
             ax.set_aspect("equal", adjustable="datalim")
             ax.set_title(f"{title}: {'xyz'[a]}-{'xyz'[b]}")
+        handles = [Patch(facecolor=c, edgecolor="#606060", label=t) for c, t in keys[row]]
+        if handles:
+            axes[row][2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.03, 1.0),
+                                fontsize=7, title=title, title_fontsize=8, frameon=False)
     fig.suptitle(f"{Path(event.file).name} entry {event.entry} (event {event.event})")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -5,9 +5,12 @@ Each ``plot_*`` function takes the rows of one CSV (dicts of strings, as
 ``{"rows": rows read, "entries": entries drawn, ...}``. Rows whose value is
 empty (NaN: e.g. margins not saved, wall time unknown) cannot be drawn and are
 the only difference between the two counts; no bin range drops a value.
+:func:`make_plots` leaves out a figure with nothing to draw (Fig. 6 without
+saved margins) and says why in its result and the log.
 """
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
@@ -17,11 +20,15 @@ import numpy as np
 from mlreco_spice.atomic import atomic_path
 from mlreco_spice.columns import CLASS_NAMES
 
+from .display import CLASS_COLOURS
+
 from .csv_parts import read_table
 
 __all__ = ["make_plots", "plot_metric_distributions", "plot_margin_vs_extent",
            "plot_cluster_count_confusion", "plot_metrics_vs_multiplicity", "plot_timing",
            "PLOT_FILES"]
+
+log = logging.getLogger(__name__)
 
 Rows = Sequence[Mapping[str, str]]
 METRICS = ("purity", "efficiency", "ari")
@@ -61,31 +68,42 @@ def _classes_present(rows: Rows, column: str = "class") -> List[str]:
 
 
 def plot_metric_distributions(rows: Rows, path: Path) -> Dict[str, Any]:
-    """Fig. 5: ARI, purity and efficiency distributions per class, log y axis.
+    """Fig. 5: ARI, purity and efficiency distributions, one panel per (metric, class).
 
     ``rows``: ``cluster_metrics.csv``. ``entries`` maps each metric to the
-    number of values drawn (summed over classes).
+    number of values drawn (summed over classes). Filled bars on a log y axis
+    starting at 0.5, so that a bin holding one row has a visible height and
+    no class hides another.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    classes = _classes_present(rows) or list(CLASS_NAMES[:1])
+    fig, axes = plt.subplots(len(METRICS), len(classes), figsize=(3.2 * len(classes) + 1, 8.4),
+                             squeeze=False, sharey="row")
     entries = {}
-    classes = _classes_present(rows)
-    for ax, metric in zip(axes, METRICS):
+    for axes_row, metric in zip(axes, METRICS):
         values = _column(rows, metric)
         low = min(0.0, float(np.nanmin(values))) if np.isfinite(values).any() else 0.0
         bins = np.linspace(low, 1.0, 41)
         entries[metric] = 0
-        for name in classes:
+        label = metric if metric != "ari" else "ARI"
+        for ax, name in zip(axes_row, classes):
             chosen = values[[r["class"] == name for r in rows]]
             chosen = np.clip(chosen[np.isfinite(chosen)], low, 1.0)
-            ax.hist(chosen, bins=bins, histtype="step", linewidth=1.5, label=f"{name} ({len(chosen)})")
+            colour = CLASS_COLOURS[CLASS_NAMES.index(name)]
+            ax.hist(chosen, bins=bins, color=colour, edgecolor=colour)
+            if len(chosen):
+                ax.set_yscale("log")
+                ax.set_ylim(bottom=0.5)  # a count of 1 stands half a decade tall
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}" if v >= 1 else ""))
+                ax.yaxis.set_minor_formatter(NullFormatter())
+            mean = f", mean {chosen.mean():.3f}" if len(chosen) else ""
+            ax.set_title(f"{name}: {len(chosen)} rows{mean}", fontsize=9)
+            ax.set_xlabel(label)
             entries[metric] += len(chosen)
-        ax.set_yscale("log")
-        ax.set_xlabel(metric if metric != "ari" else "ARI")
-        ax.set_ylabel("(event, class) rows")
-        if classes:
-            ax.legend(fontsize=8)
-    fig.suptitle("Clustering metrics per class (paper Fig. 5)")
+        axes_row[0].set_ylabel("(event, class) rows")
+    fig.suptitle("Clustering metrics per class (paper Fig. 5; log scale, bins of 0.025)")
     fig.tight_layout()
     _save(fig, path)
     return {"rows": len(rows), "entries": entries}
@@ -98,16 +116,25 @@ def _bin_edges(values: np.ndarray, n: int = 30) -> np.ndarray:
     return np.linspace(low, high + 1e-9 * max(1.0, abs(high)), n + 1)
 
 
+def has_margins(rows: Rows) -> bool:
+    """True when some ``clusters.csv`` row has a mean margin (Fig. 6 has something to draw)."""
+    return any(r["mean_margin"] not in ("", "nan") for r in rows)
+
+
 def plot_margin_vs_extent(rows: Rows, path: Path) -> Dict[str, Any]:
     """Fig. 6: learned margin sigma vs true spatial extent (voxels), a 2D histogram per class.
 
-    ``rows``: ``clusters.csv``; rows without a margin (not saved) are not drawn.
+    ``rows``: ``clusters.csv``; rows without a margin (not saved) are not
+    drawn, nor classes without any (:func:`make_plots` skips the figure when
+    no row has one).
     """
     plt = _pyplot()
-    classes = _classes_present(rows) or list(CLASS_NAMES[:1])
-    fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.8), squeeze=False)
     extent, margin = _column(rows, "extent_vox"), _column(rows, "mean_margin")
     drawn = np.isfinite(extent) & np.isfinite(margin)
+    classes = [c for c in _classes_present(rows)
+               if (drawn & np.array([r["class"] == c for r in rows], dtype=bool)).any()]
+    classes = classes or list(CLASS_NAMES[:1])
+    fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.8), squeeze=False)
     per_class = {}
     for ax, name in zip(axes[0], classes):
         mask = drawn & np.array([r["class"] == name for r in rows], dtype=bool)
@@ -119,9 +146,6 @@ def plot_margin_vs_extent(rows: Rows, path: Path) -> Dict[str, Any]:
         ax.set_xlabel("true spatial extent (voxels)")
         ax.set_ylabel("mean margin sigma")
         per_class[name] = int(counts.sum())
-    if not drawn.any():
-        axes[0][0].text(0.5, 0.5, "no margins saved\n(predict.save_embeddings: false)",
-                        ha="center", va="center", transform=axes[0][0].transAxes)
     fig.suptitle("Learned margin vs true instance extent (paper Fig. 6)")
     fig.tight_layout()
     _save(fig, path)
@@ -219,13 +243,21 @@ def make_plots(outdir: Path) -> Dict[str, Dict[str, Any]]:
     """
     outdir = Path(outdir)
     metrics = read_table(outdir / "cluster_metrics.csv")
+    instances = read_table(outdir / "clusters.csv")
     jobs = {"metric_distributions": (plot_metric_distributions, metrics),
-            "margin_vs_extent": (plot_margin_vs_extent, read_table(outdir / "clusters.csv")),
+            "margin_vs_extent": (plot_margin_vs_extent, instances),
             "cluster_count_confusion": (plot_cluster_count_confusion, metrics),
             "metrics_vs_multiplicity": (plot_metrics_vs_multiplicity, metrics),
             "timing": (plot_timing, read_table(outdir / "events.csv"))}
     out = {}
     for name, (function, rows) in jobs.items():
         path = outdir / PLOT_FILES[name]
+        if name == "margin_vs_extent" and rows and not has_margins(rows):
+            path.unlink(missing_ok=True)  # a stale figure would contradict the CSVs
+            reason = ("no margins in clusters.csv: predict wrote none (set "
+                      "predict.save_embeddings: true), or evaluate the raw files")
+            log.info("%s not drawn: %s", PLOT_FILES[name], reason)
+            out[name] = {"rows": len(rows), "entries": 0, "skipped": reason, "path": None}
+            continue
         out[name] = {**function(rows, path), "path": path}
     return out

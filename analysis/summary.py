@@ -38,6 +38,11 @@ __all__ = ["Summary", "summarize", "summary_markdown", "write_summary", "summari
 ALL_CLASSES = "all"
 #: Class label of the particle-level row (one value per event, all voxels).
 PARTICLES = "particles"
+#: Why a class with one instance per event (Michel) has a low mean ARI: ARI's definition.
+ARI_NOTE = ("A row with a single true instance has ARI 0 as soon as that instance is split at "
+            "all, even by one voxel (the index then equals its chance expectation), and 1 only "
+            "when it is whole: such rows (most Michel rows) score 0 or 1, so their mean ARI is "
+            "the fraction left whole, below their purity and efficiency.")
 
 
 @dataclass
@@ -140,7 +145,7 @@ def summary_markdown(summary: Summary) -> str:
     lines += _markdown_table(header, [_cells(r) for r in summary.rows if r["class"] != PARTICLES])
     frac = summary.row(ALL_CLASSES)["frac_ari_above"]
     lines += ["", f"Fraction of (event, class) rows with ARI > {summary.ari_threshold:g}: "
-                  + (f"{frac:.4f}" if math.isfinite(frac) else "-"), ""]
+                  + (f"{frac:.4f}" if math.isfinite(frac) else "-"), "", ARI_NOTE, ""]
     particles = [r for r in summary.rows if r["class"] == PARTICLES]
     if particles:
         lines += ["## Particles: all voxels of an event, particle id as truth "

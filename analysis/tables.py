@@ -40,8 +40,11 @@ def _mean(values: np.ndarray) -> float:
 def geometry(coords: np.ndarray, meta: Any) -> Dict[str, float]:
     """Centre (voxel index and cm) and spatial extent of a voxel set.
 
-    The extent is the standard deviation of the voxels' distances from the
-    centre (paper Fig. 6), in voxels and in cm (NaN in cm without a meta).
+    The extent (paper Fig. 6) is the root-mean-square distance of the voxels
+    from their centre (radius of gyration), in voxels and in cm (NaN in cm
+    without a meta): L/sqrt(12) = 0.29 L for a straight track of length L,
+    0.77 R for a uniform ball of radius R. (Not the spread of the distances,
+    which is 0 for a ring and halves a track's.)
     """
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 3)
     out: Dict[str, float] = {}
@@ -52,7 +55,7 @@ def geometry(coords: np.ndarray, meta: Any) -> Dict[str, float]:
         centre = points.mean(axis=0)
         for axis, value in zip("xyz", centre):
             out[f"centre_{axis}_{unit}"] = float(value)
-        out[f"extent_{unit}"] = float(np.linalg.norm(points - centre, axis=1).std())
+        out[f"extent_{unit}"] = float(np.sqrt(((points - centre) ** 2).sum(axis=1).mean()))
     return out
 
 

@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common],
                        help="per-event clustering metrics (CSV), summary table and plots",
                        description="Compute ARI, purity and efficiency per event and class. Inputs are "
-                                   "predict outputs, or raw files (then the chain runs first).")
+                                   "predict outputs, or raw files (then the chain runs first). Every "
+                                   "column of every CSV, with units: docs/outputs.md in the "
+                                   "repository.")
     _add_run_args(p)
     p.add_argument("--plots", action="store_true", help="also write the paper's figures as PNGs")
     p.add_argument("--append", action="store_true", help="add to existing results in OUTDIR instead of refusing")

@@ -47,7 +47,8 @@ DEFAULT_MIN_TRUE_SIZE = 10
 #: n_pred          predicted clusters (ids >= 0) among the evaluated voxels
 #: ari, purity, efficiency   the metrics on those voxels
 #: n_voxels_true   evaluated voxels (true class c, valid instance, not masked)
-#: n_voxels_pred   of those, voxels given a predicted cluster (not -1)
+#: n_voxels_pred   voxels of the n_pred clusters, counted over the whole event (they may
+#:                 hold other classes' or masked voxels too; unclustered ones are not)
 EVENT_ROW_FIELDS: Tuple[str, ...] = ("class", "n_true", "n_pred", "ari", "purity", "efficiency",
                                      "n_voxels_true", "n_voxels_pred")
 
@@ -286,21 +287,28 @@ def evaluate_event(truth_instance, pred_instance, truth_semantic,
         in_class = truth_semantic == c
         if not in_class.any():
             continue
-        row = _scored(truth_instance[in_class], pred_instance[in_class], min_true_size)
+        row = _scored(truth_instance[in_class], pred_instance[in_class], min_true_size,
+                      pred_instance)
         if row["n_voxels_true"]:
             rows.append({"class": CLASS_NAMES[c], **row})
     return rows
 
 
-def _scored(truth: np.ndarray, pred: np.ndarray, min_true_size: int) -> Dict[str, object]:
-    """:data:`PARTICLE_FIELDS` of one set of voxels (NaN scores when none is left)."""
+def _scored(truth: np.ndarray, pred: np.ndarray, min_true_size: int,
+            event_pred: Optional[np.ndarray] = None) -> Dict[str, object]:
+    """:data:`PARTICLE_FIELDS` of one set of voxels (NaN scores when none is left).
+
+    ``event_pred``: the predicted ids of the whole event (default ``pred``),
+    where ``n_voxels_pred`` counts the voxels of the clusters found.
+    """
     keep, t, n_true = prepare_truth(truth, min_true_size)
     pred_kept = pred[keep]
     scores = scores_from_codes(t, n_true, *_pred_codes(pred_kept))
-    clustered = pred_kept[pred_kept != UNLABELED]
-    return {"n_true": n_true, "n_pred": int(np.unique(clustered).size), "ari": scores["ari"],
+    found = np.unique(pred_kept[pred_kept != UNLABELED])
+    everywhere = pred if event_pred is None else event_pred
+    return {"n_true": n_true, "n_pred": int(found.size), "ari": scores["ari"],
             "purity": scores["purity"], "efficiency": scores["efficiency"],
-            "n_voxels_true": int(t.size), "n_voxels_pred": int(clustered.size)}
+            "n_voxels_true": int(t.size), "n_voxels_pred": int(np.isin(everywhere, found).sum())}
 
 
 def unique_across_classes(pred_instance, pred_semantic) -> np.ndarray:

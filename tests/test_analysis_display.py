@@ -36,25 +36,52 @@ def test_figure_has_every_view_and_hover_info():
     assert pred_view == ["unclustered"] + [f"pred {k}" for k in (0, 1, 2, 5, 6)]
     # Every voxel appears once per instance view; hover carries id, class and energy.
     trace = fig.data[names.index("true 2")]
-    assert len(trace.x) == 50 and set(trace.customdata[:, 1]) == {2}
-    assert set(trace.customdata[:, 2]) == {"Shower"}
+    assert len(trace.x) == 50 and set(trace.customdata[:, 0]) == {2}
+    assert set(trace.text) == {"Shower"}
     rows = np.flatnonzero(event.truth_instance == 2)
-    assert np.allclose(trace.x, event.meta.to_cm(event.coords[rows])[:, 0])
-    assert np.allclose(trace.customdata[:, 3].astype(float), event.features[rows, 0])
+    assert np.allclose(trace.x, event.meta.to_cm(event.coords[rows])[:, 0], rtol=0, atol=0.0051)
+    assert np.allclose(trace.customdata[:, 1].astype(float), event.features[rows, 0])
+    assert np.array_equal(trace.customdata[:, 2:], event.coords[rows])
+    assert trace.customdata.dtype == np.float32   # sent as binary, not JSON text
     embedding = [t for t, v in zip(fig.data, buttons[4].args[0]["visible"]) if v]
     assert sum(len(t.x) for t in embedding) == event.n_voxels
 
 
-def test_html_embeds_plotly_and_png_is_written(tmp_path):
+def test_html_shares_plotly_js_and_png_is_written(tmp_path):
+    import plotly
+
     event = make_event()
     html = write_event_html(event, tmp_path / "e.html")
+    write_event_html(event, tmp_path / "f.html")
     png = write_event_png(event, tmp_path / "e.png")
     text = html.read_text()
-    assert "<script src=" not in text and "Plotly.newPlot" in text and len(text) > 1_000_000
+    bundle = f"plotly-{plotly.__version__}.min.js"
+    assert f'src="{bundle}"' in text and "Plotly.newPlot" in text and len(text) < 200_000
+    assert [p.name for p in tmp_path.glob("*.js")] == [bundle]   # once per directory
+    assert (tmp_path / bundle).stat().st_size > 1_000_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    single = write_event_html(event, tmp_path / "single" / "e.html", embed_plotlyjs=True)
+    assert "<script src=" not in single.read_text() and single.stat().st_size > 1_000_000
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+def test_png_colour_key_names_instances_and_greys():
+    from analysis.display import colour_key
+
+    event = make_event()
+    true_col, pred_col = instance_colours(event)
+    key = colour_key(event.truth_instance, true_col,
+                     np.array(["Shower"] * event.n_voxels, dtype=object), "true")
+    texts = [t for _, t in key]
+    assert texts[0].startswith("true ") and "vox" in texts[0]
+    assert texts[-1].startswith("no instance: ")
+    assert dict((t, c) for c, t in key)[texts[-1]] == UNCLUSTERED
+
+
+NO_CHROMIUM = ("chromium not installed: `make install` installs it with apt-get when run as "
+               "root, else `apt-get install chromium`")
+
+
+@pytest.mark.skipif(find_chromium() is None, reason=NO_CHROMIUM)
 def test_html_opens_in_headless_chromium(tmp_path):
     html = write_event_html(make_event(), tmp_path / "e.html")
     result = check_html(html, tmp_path / "shot.png")
@@ -62,7 +89,7 @@ def test_html_opens_in_headless_chromium(tmp_path):
     assert result.coloured_pixels > 500
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="chromium not installed")
+@pytest.mark.skipif(find_chromium() is None, reason=NO_CHROMIUM)
 def test_browser_check_catches_errors_and_blank_pages(tmp_path):
     page = tmp_path / "bad.html"
     page.write_text("<html><head></head><body><script>console.error('boom'); missing();</script>"

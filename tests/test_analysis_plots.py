@@ -60,3 +60,22 @@ def test_plots_and_summary_of_an_empty_evaluation(tmp_path):
     summary = summarize_outdir(tmp_path, 0.92)
     assert summary.n_events == 0 and summary.row("all")["n_rows"] == 0
     assert math.isnan(summary.row("all")["ari"])
+
+
+def test_margin_figure_is_left_out_without_margins_and_says_why(tmp_path):
+    writer = PartWriter(tmp_path, TABLES)
+    rows = {name: [] for name in TABLES}
+    for k in range(2):
+        event = make_event(seed=k, entry=k)
+        event.margins[:] = float("nan")   # predict.save_embeddings: false
+        for name, table_rows in event_tables(event, 10).items():
+            rows[name].extend(table_rows)
+    writer.write("part0", rows, {"source": "part0.h5"})
+    writer.merge()
+    stale = tmp_path / PLOT_FILES["margin_vs_extent"]
+    stale.write_bytes(b"old")
+    counts = make_plots(tmp_path)
+    assert counts["margin_vs_extent"]["entries"] == 0 and counts["margin_vs_extent"]["path"] is None
+    assert "save_embeddings" in counts["margin_vs_extent"]["skipped"]
+    assert not stale.exists()
+    assert counts["metric_distributions"]["path"].is_file()

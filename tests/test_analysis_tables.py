@@ -99,8 +99,9 @@ def test_geometry_centre_and_extent_in_voxels_and_cm():
     centre = coords.mean(axis=0)
     distances = np.linalg.norm(coords - centre, axis=1)
     assert geo["centre_y_vox"] == pytest.approx(4 / 3)
-    assert geo["extent_vox"] == pytest.approx(distances.std())
-    assert geo["extent_cm"] == pytest.approx(distances.std() * 0.3)
+    rms = np.sqrt((distances ** 2).mean())   # radius of gyration (docs/outputs.md)
+    assert geo["extent_vox"] == pytest.approx(rms)
+    assert geo["extent_cm"] == pytest.approx(rms * 0.3)
     assert geo["centre_x_cm"] == pytest.approx(10.0 + (2 / 3 + 0.5) * 0.3)
 
 
