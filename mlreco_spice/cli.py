@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=[common],
                        help="train a chain from a YAML config",
                        description="Train the chain's stages. Checkpoints and a CSV log go to "
-                                   "train.output_dir. Runs on CUDA when present. For several "
+                                   "train.output_dir (default: runs/<config name> in the working "
+                                   "directory; logged at the start). Runs on CUDA when present. "
+                                   "For several "
                                    "processes: torchrun --nproc_per_node N -m mlreco_spice train ...")
     p.add_argument("-c", "--config", required=True, help="chain config YAML or shipped name (spice_train)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)

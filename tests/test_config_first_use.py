@@ -86,3 +86,11 @@ def test_empty_config_says_so(tmp_path):
     message = str(info.value)
     assert "empty.yaml" in message and "is empty" in message
     assert "include: spice_train.yaml" in message
+
+
+def test_no_shipped_config_writes_into_the_installation():
+    # Given by name (-c spice_train), a shipped config must not put runs beside itself.
+    from mlreco_spice.config import _shipped_dir
+
+    for path in sorted(_shipped_dir().glob("*.yaml")):
+        assert "output_dir" not in path.read_text(), path.name
