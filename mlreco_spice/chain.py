@@ -24,7 +24,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, load_state_into
+from .checkpoint import config_hint, load_checkpoint, load_state_into
 from .columns import SEMANTIC_COL
 from .interop.spine_checkpoint import SPINE_FORMAT, complete_spine_state
 from .errors import UserError
@@ -192,7 +192,8 @@ class Chain(nn.Module):
         prefix = f"networks.{name}."
         if not any(k.startswith(prefix) for k in state):
             prefix = ""
-        load_state_into(self.networks[name], state, f"weights of stage '{name}' ({path})", prefix)
+        load_state_into(self.networks[name], state, f"weights of stage '{name}' ({path})", prefix,
+                        hint=config_hint(path, payload))
         log.info("stage %s: loaded weights from %s", name, path)
 
     def freeze_stage(self, name: str) -> None:

@@ -36,8 +36,8 @@ import torch
 
 from .atomic import atomic_write_text, check_output_dir
 from .chain import Chain
-from .checkpoint import (latest_checkpoint, list_checkpoints, load_checkpoint, load_state_into,
-                         remove_stale_temps, save_checkpoint)
+from .checkpoint import (config_hint, latest_checkpoint, list_checkpoints, load_checkpoint,
+                         load_state_into, remove_stale_temps, save_checkpoint)
 from .config import default_output_dir, dump_config
 from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
@@ -238,7 +238,8 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             raise UserError(f"--resume: no readable checkpoint in {out}")
         state = load_checkpoint(path, map_location=device)
         # Names the mismatching layers when the config's architecture changed.
-        load_state_into(chain, state["model"], f"--resume checkpoint {path}")
+        load_state_into(chain, state["model"], f"--resume checkpoint {path}",
+                        hint=config_hint(path, state))
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
         planned = state.get("total_iterations") or _total_iterations(

@@ -41,3 +41,30 @@ def test_mismatch_without_a_run_dir_gives_the_stored_networks(tiny_trained, tmp_
     spice = next(s for s in sets if s.startswith("'model.modules.spice.network="))
     network = yaml.safe_load(spice.split("=", 1)[1].split("'")[0])
     assert network["uresnet"]["filters"] == 4
+
+
+def test_stage_weights_of_another_architecture_suggest_the_runs_config(tiny_trained):
+    from mlreco_spice.chain import Chain
+
+    cfg = load_config("full_chain", [f"model.modules.spice.network.uresnet={OTHER}",
+                                     f"model.modules.uresnet.network.uresnet={OTHER}"])
+    chain = Chain(cfg["model"])
+    with pytest.raises(CheckpointError) as info:
+        chain.load_stage_weights("spice", str(tiny_trained))
+    assert f"-c {tiny_trained.parent / 'config.yaml'}" in str(info.value)
+
+
+def test_resume_with_another_architecture_suggests_the_runs_config(tiny_files, tmp_path):
+    from mlreco_spice.train import train
+
+    def cfg(arch, iterations):
+        return load_config("full_chain", [
+            f"io.dataset.files={[str(f) for f in tiny_files]}", f"train.output_dir={tmp_path}",
+            f"train.iterations={iterations}", "train.checkpoint_every=1",
+            "train.deterministic=false", f"model.modules.spice.network.uresnet={arch}",
+            f"model.modules.uresnet.network.uresnet={arch}"])
+
+    train(cfg("{filters: 4, depth: 2, reps: 1, input_kernel: 3}", 1), progress=False)
+    with pytest.raises(CheckpointError) as info:
+        train(cfg(OTHER, 2), resume=True, progress=False)
+    assert f"-c {tmp_path / 'config.yaml'}" in str(info.value)
