@@ -33,7 +33,7 @@ from mlreco_spice.atomic import atomic_path, atomic_write_text, check_output_dir
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, UNLABELED
 
 __all__ = ["display_event", "event_figure", "write_event_html", "write_event_png",
-           "instance_colours", "VIEWS"]
+           "instance_colours", "colour_key", "plotlyjs_file", "VIEWS"]
 
 log = logging.getLogger(__name__)
 
