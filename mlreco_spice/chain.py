@@ -59,8 +59,10 @@ class Chain(nn.Module):
         self.losses = nn.ModuleDict()
         for name in self.stage_names:
             if name not in modules:
+                hint = "" if modules else (" Start from a shipped config that has them, e.g. "
+                                           "`include: spice_train.yaml` as the first line")
                 raise ChainError(f"stage '{name}' is in model.stages but has no block under "
-                                 f"model.modules (blocks: {', '.join(modules) or 'none'})")
+                                 f"model.modules (blocks: {', '.join(modules) or 'none'}).{hint}")
             cfg = modules[name]
             network_cls, loss_cls = MODELS.get(cfg["network"].get("name", name))
             self.stage_cfgs[name] = cfg

@@ -94,3 +94,11 @@ def test_no_shipped_config_writes_into_the_installation():
 
     for path in sorted(_shipped_dir().glob("*.yaml")):
         assert "output_dir" not in path.read_text(), path.name
+
+
+def test_a_config_without_model_blocks_points_to_a_shipped_one(tmp_path):
+    from mlreco_spice.chain import Chain, ChainError
+
+    cfg = load_config(write(tmp_path / "c.yaml", "train: {iterations: 3}\n"))
+    with pytest.raises(ChainError, match="include: spice_train.yaml"):
+        Chain(cfg["model"])
