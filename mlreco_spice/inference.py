@@ -121,8 +121,11 @@ class InferenceEngine:
                 payload["model"] = spine_chain_state(self.chain, payload["model"], weights)
             load_state_into(self.chain, payload["model"], f"predict.weights ({weights})",
                             hint=config_hint(weights, payload))
-        else:
-            log.warning("predict.weights is not set: the chain runs with random weights")
+        elif not all(cfg["model"]["modules"][name].get("weights")
+                     for name in cfg["model"]["stages"]):
+            # Stage-wise training joins its stages by model.modules.<stage>.weights.
+            log.warning("predict.weights is not set and not every stage has "
+                        "model.modules.<stage>.weights: some stages run with random weights")
         from .models import fold_batchnorm
 
         # An inference-only chain: batch norms after convolutions fold into them.
