@@ -8,8 +8,9 @@ To load fast, plotly.js is written once per output directory
 (``plotly-<version>.min.js``, which the page loads from beside it; the folder
 works offline) instead of 4.6 MB inside every page, and the per-voxel data is
 compact: positions rounded to 0.01 cm (voxels are 0.3 cm), embeddings to
-0.001, numeric hover data as binary float32 arrays. 3D scatter traces are
-WebGL.
+0.001, hover data as binary float32 arrays, the voxel index only in the energy
+view and a class name per voxel only in traces that mix classes. 3D scatter
+traces are WebGL.
 
 Colours are consistent: a true instance has the same colour in every view;
 a predicted cluster takes the colour of the true instance it best matches
@@ -87,28 +88,34 @@ def event_figure(event: Any):
     true_sem = event.truth_semantic if event.truth_semantic is not None else np.full(n, UNLABELED)
     true_inst = event.truth_instance if event.truth_instance is not None else np.full(n, UNLABELED)
     true_col, pred_col = instance_colours(event)
-    hover = ("%{fullData.name} (id %{customdata[0]})<br>class %{text}<br>"
-             "energy %{customdata[1]:.3f} MeV<br>voxel (%{customdata[2]}, %{customdata[3]}, "
-             "%{customdata[4]})<br>(%{x:.1f}, %{y:.1f}, %{z:.1f})<extra></extra>")
     positions = np.round(positions, 2).astype(np.float32)
+    where = "(%{x:.2f}, %{y:.2f}, %{z:.2f})<extra></extra>"
 
-    def trace(points, mask, colour, name, ids, classes, view, **marker):
-        # Numeric columns only: plotly sends them as binary float32, not JSON text.
-        custom = np.column_stack([ids[mask], energy[mask], event.coords[mask]]).astype(np.float32)
+    def trace(points, mask, colour, name, classes, view, **marker):
+        # Hover data as binary float32 (not JSON text); the voxel index only in the energy
+        # view, and the class as text only when the trace mixes classes.
+        kinds = np.unique(classes[mask])
+        label = "%{text}" if len(kinds) > 1 else str(kinds[0])
+        if view == 0:
+            custom = np.column_stack([energy[mask], event.coords[mask]]).astype(np.float32)
+            hover = (f"voxel (%{{customdata[1]}}, %{{customdata[2]}}, %{{customdata[3]}})<br>"
+                     f"class {label}<br>energy %{{customdata[0]:.3f}} MeV<br>{where}")
+        else:
+            custom = energy[mask, None].astype(np.float32)
+            hover = f"%{{fullData.name}}<br>class {label}<br>energy %{{customdata[0]:.3f}} MeV<br>{where}"
         return view, go.Scatter3d(x=points[mask, 0], y=points[mask, 1], z=points[mask, 2],
                                   mode="markers", name=name, customdata=custom,
-                                  text=classes[mask], hovertemplate=hover,
-                                  marker=dict(size=2, color=colour, **marker))
+                                  text=classes[mask] if len(kinds) > 1 else None,
+                                  hovertemplate=hover, marker=dict(size=2, color=colour, **marker))
 
     traces: List[Tuple[int, Any]] = []
     all_rows = np.ones(n, dtype=bool)
-    traces.append(trace(positions, all_rows, energy.astype(np.float32), "voxel", np.arange(n),
+    traces.append(trace(positions, all_rows, energy.astype(np.float32), "voxel",
                         _class_name(true_sem), 0, colorscale="Inferno", showscale=False))
     for c, name in enumerate(CLASS_NAMES):
         mask = true_sem == c
         if mask.any():
-            traces.append(trace(positions, mask, CLASS_COLOURS[c], name, true_sem,
-                                _class_name(true_sem), 1))
+            traces.append(trace(positions, mask, CLASS_COLOURS[c], name, _class_name(true_sem), 1))
     groups = [(2, positions, true_inst, true_col, "true"),
               (3, positions, np.asarray(event.clusters), pred_col, "pred")]
     embeddings = np.round(np.asarray(event.embeddings, dtype=float), 3).astype(np.float32)
@@ -120,7 +127,7 @@ def event_figure(event: Any):
         for k in np.unique(labels[labels >= -1]):
             mask = labels == k
             name = f"{label} {k}" if k >= 0 else ("unclustered" if label == "pred" else "no instance")
-            traces.append(trace(points, mask, colours[mask][0], name, labels, classes, view))
+            traces.append(trace(points, mask, colours[mask][0], name, classes, view))
     fig = go.Figure([t for _, t in traces])
     views = [t[0] for t in traces]
     buttons = []

@@ -36,13 +36,16 @@ def test_figure_has_every_view_and_hover_info():
     assert pred_view == ["unclustered"] + [f"pred {k}" for k in (0, 1, 2, 5, 6)]
     # Every voxel appears once per instance view; hover carries id, class and energy.
     trace = fig.data[names.index("true 2")]
-    assert len(trace.x) == 50 and set(trace.customdata[:, 0]) == {2}
-    assert set(trace.text) == {"Shower"}
+    assert len(trace.x) == 50 and "class Shower" in trace.hovertemplate
     rows = np.flatnonzero(event.truth_instance == 2)
     assert np.allclose(trace.x, event.meta.to_cm(event.coords[rows])[:, 0], rtol=0, atol=0.0051)
-    assert np.allclose(trace.customdata[:, 1].astype(float), event.features[rows, 0])
-    assert np.array_equal(trace.customdata[:, 2:], event.coords[rows])
+    assert np.allclose(trace.customdata[:, 0].astype(float), event.features[rows, 0])
     assert trace.customdata.dtype == np.float32   # sent as binary, not JSON text
+    voxels = fig.data[names.index("voxel")]      # the energy view: every voxel, with its index
+    assert np.array_equal(voxels.customdata[:, 1:], event.coords)
+    assert np.allclose(voxels.customdata[:, 0], event.features[:, 0])
+    assert list(voxels.text) == list(np.array(["HIP", "MIP", "Shower", "Delta", "Michel", "none"])[
+        np.where(event.truth_semantic >= 0, event.truth_semantic, 5)])
     embedding = [t for t, v in zip(fig.data, buttons[4].args[0]["visible"]) if v]
     assert sum(len(t.x) for t in embedding) == event.n_voxels
 
