@@ -102,3 +102,19 @@ def test_a_config_without_model_blocks_points_to_a_shipped_one(tmp_path):
     cfg = load_config(write(tmp_path / "c.yaml", "train: {iterations: 3}\n"))
     with pytest.raises(ChainError, match="include: spice_train.yaml"):
         Chain(cfg["model"])
+
+
+def test_the_readme_config_example_loads_when_copied(tmp_path, monkeypatch):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = next(block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S)
+                   if block.startswith("include:"))
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "rc" / "my.yaml"
+    path.parent.mkdir()
+    path.write_text(example)
+    cfg = load_config(str(path))
+    assert cfg["model"]["stages"] == ["uresnet", "spice"]
+    assert cfg["io"]["dataset"]["files"] == ["/data/pilarnet/*.h5"]
+    assert Path(cfg["train"]["output_dir"]) == tmp_path / "runs" / "my"
