@@ -206,7 +206,10 @@ def export_weights(checkpoint: Path, target: Path, half: bool = False) -> Path:
     that shipped files stay under the repository's 25 MB per-file limit.
     """
     payload = load_checkpoint(checkpoint)
-    slim = {key: payload[key] for key in ("model", "config", "iteration", "version") if key in payload}
+    # The iteration and the run's length place the weights in their schedule
+    # (`train --restart-from` continues from there).
+    slim = {key: payload[key] for key in ("model", "config", "iteration", "total_iterations",
+                                          "version") if key in payload}
     if half:
         slim["model"] = {k: (v.half() if v.is_floating_point() else v) for k, v in slim["model"].items()}
     slim["format"] = FORMAT

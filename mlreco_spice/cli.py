@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", required=True, help="chain config YAML or shipped name (spice_train)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=_SET_HELP)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in train.output_dir")
+    p.add_argument("--restart-from", metavar="WEIGHTS",
+                   help="start a new run from exported weights (or a checkpoint) at the iteration "
+                        "they record: schedule and batch order continue, Adam's moments restart "
+                        "with a linear warm-up of train.restart_warmup iterations (a long run "
+                        "whose run directory was lost)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a run already in train.output_dir (its checkpoints and logs are "
                         "removed); without it or --resume such a directory is refused")

@@ -69,7 +69,8 @@ def run_train(args: argparse.Namespace) -> int:
         os.environ["OMP_NUM_THREADS"] = "1"
     from .train import train
 
-    train(cfg, resume=args.resume, overwrite=args.overwrite)
+    train(cfg, resume=args.resume, overwrite=args.overwrite,
+          restart_from=getattr(args, "restart_from", None))
     return 0
 
 

@@ -205,6 +205,9 @@ DEFAULTS = {
         "lr_schedule": Spec(None, (dict, type(None)), doc="{name: step|cosine|exponential, ...}"),
         # Paper's two-stage schedule: seediness frozen for the first N iterations.
         "freeze_seediness_iterations": 0,
+        # A run restarted from exported weights (`train --restart-from`) has no
+        # Adam moments: the learning rate ramps up linearly over these iterations.
+        "restart_warmup": 100,
         "log_every": 1,
     },
     "predict": {

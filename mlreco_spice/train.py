@@ -27,6 +27,7 @@ import os
 import random
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -186,8 +187,34 @@ def _resumed_cosine(optimizer: torch.optim.Optimizer, cfg: Dict[str, Any], start
     return build_scheduler(optimizer, cfg, total - start)
 
 
+def _restart(chain: Chain, scheduler, path: str, total: int) -> int:
+    """Load exported weights (or a checkpoint's model) and move the schedule to their iteration.
+
+    The optimiser's moments are not in an exported file: the caller warms the
+    learning rate up again (``train.restart_warmup``).
+    """
+    state = load_checkpoint(path, map_location="cpu")
+    load_state_into(chain, state["model"], f"--restart-from {path}", hint=config_hint(path, state))
+    start = int(state.get("iteration") or 0)
+    if scheduler is not None:
+        with warnings.catch_warnings():
+            # Stepping the schedule with no optimiser step is the point here.
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(min(start, total)):
+                scheduler.step()
+    log.info("restarting from %s at iteration %d of %d: model weights loaded, learning-rate "
+             "schedule and batch order continue from there, Adam's moments start afresh",
+             path, start, total)
+    return start
+
+
+def _warmup_factor(iteration: int, start: int, warmup: int) -> float:
+    """Linear ramp of the learning rate over the first ``warmup`` iterations after a restart."""
+    return 1.0 if warmup <= 0 else min(1.0, (iteration - start + 1) / warmup)
+
+
 def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, restart_from: Optional[str] = None) -> TrainResult:
     """Train the chain described by a complete config (see :func:`load_config`).
 
     Parameters
@@ -201,6 +228,12 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
     overwrite : bool
         Replace a run already in ``train.output_dir`` (its checkpoints and logs
         are removed). Without it, or ``resume``, such a directory is refused.
+    restart_from : str, optional
+        Start a new run from exported weights (or a checkpoint) at the
+        iteration they record: the schedule and batch order continue from
+        there; Adam's moments restart, with a linear warm-up of
+        ``train.restart_warmup`` iterations. For a long run whose run
+        directory is lost but whose weights were committed.
     """
     from parsers.collate import collate_events
     from parsers.dataset import SpiceDataset
@@ -214,6 +247,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
     out = Path(tcfg["output_dir"] or default_output_dir(None)).resolve()
     # Before the process group forms: no rank has written anything yet, so all
     # ranks see the same directory and agree.
+    if resume and restart_from:
+        raise UserError("--resume continues the run in train.output_dir and --restart-from "
+                        "starts a new one from exported weights: give one of them")
     _claim_output_dir(out, resume, overwrite)
     dist = init_distributed(tcfg["device"])
     device = pick_device(tcfg["device"], dist.local_rank)
@@ -251,6 +287,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
                 scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resuming from %s (iteration %d)", path, start)
+    elif restart_from:
+        start = _restart(chain, scheduler, restart_from, total)
+    warmup_until = start + int(tcfg["restart_warmup"]) if restart_from else start
     if start >= total:
         log.info("nothing to do: already at iteration %d of %d", start, total)
         dist.close()
@@ -316,7 +355,15 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             outputs = wrapped.module(batch)
             terms = chain.compute_loss(batch, outputs)
             terms["loss"].backward()
+            warm = _warmup_factor(iteration, start, warmup_until - start) \
+                if iteration < warmup_until else 1.0
+            for group in optimizer.param_groups:
+                group["lr"] *= warm
+            used_lr = optimizer.param_groups[0]["lr"]  # logged: the rate this step used
             optimizer.step()
+            for group in optimizer.param_groups:
+                # The schedule computes the next rate from this one: give it back unscaled.
+                group["lr"] /= warm
             if scheduler is not None:
                 scheduler.step()
             iteration += 1
@@ -324,7 +371,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
                 # Every rank takes part (a collective); rank 0 writes the means.
                 train_log.write(iteration, dist.mean_over_ranks(scalar_terms(terms)),
-                                optimizer.param_groups[0]["lr"], elapsed)
+                                used_lr, elapsed)
             bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", refresh=False)
             bar.update(1)
             if iteration % int(tcfg["checkpoint_every"]) == 0 or iteration == total:

@@ -171,3 +171,39 @@ def test_mean_of_dicts_averages_each_key_over_the_ranks_that_have_it():
     merged = mean_of_dicts([{"loss": 1.0, "mask_Michel": 0.5}, {"loss": 3.0}])
     assert merged == {"loss": 2.0, "mask_Michel": 0.5}
     assert DistContext().mean_over_ranks({"loss": 1.5}) == {"loss": 1.5}  # one process
+
+
+def test_restart_from_exported_weights_continues_schedule_with_warmup(tiny_files, tmp_path):
+    """A lost run directory: its exported (float16) weights restart the run at their iteration."""
+    from mlreco_spice.checkpoint import export_weights
+    from mlreco_spice.errors import UserError
+
+    cosine = ["train.lr_schedule={name: cosine, min_lr: 0.0}", "train.restart_warmup=4"]
+    full = train(tiny_cfg(tiny_files, tmp_path / "full", iterations=20, extra=cosine),
+                 progress=False)
+    part = train(tiny_cfg(tiny_files, tmp_path / "part", iterations=20, extra=cosine
+                          + ["train.checkpoint_every=5"]), progress=False)
+    ten = [p for p in list_checkpoints(tmp_path / "part") if p.name.endswith("0010.pt")]
+    weights = export_weights(ten[0] if ten else list_checkpoints(tmp_path / "part")[0],
+                             tmp_path / "w.pt", half=True)
+    state = load_checkpoint(weights)
+    assert "optimizer" not in state and state["total_iterations"] == 20
+    start = state["iteration"]
+    again = train(tiny_cfg(tiny_files, tmp_path / "again", iterations=20, extra=cosine),
+                  progress=False, restart_from=str(weights))
+    assert (again.start_iteration, again.last_iteration) == (start, 20)
+    a = {int(r["iteration"]): float(r["lr"]) for r in read_train_log(tmp_path / "full" /
+                                                                         "train_log.csv")}
+    b = {int(r["iteration"]): float(r["lr"]) for r in read_train_log(tmp_path / "again" /
+                                                                         "train_log.csv")}
+    # The rows start after the restart point and the schedule continues where it was,
+    # ramped up linearly over the first 4 iterations (Adam restarts without its moments).
+    assert min(b) == start + 1
+    for it in b:
+        ramp = min(1.0, (it - start) / 4)
+        assert b[it] == pytest.approx(a[it] * ramp, rel=1e-5)  # the log keeps 7 digits
+    assert b[start + 1] < 0.3 * a[start + 1]
+    assert full.last_iteration == part.last_iteration == 20
+    with pytest.raises(UserError, match="give one of them"):
+        train(tiny_cfg(tiny_files, tmp_path / "again", iterations=20), resume=True,
+              restart_from=str(weights), progress=False)
