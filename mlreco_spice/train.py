@@ -196,6 +196,11 @@ def _restart(chain: Chain, scheduler, path: str, total: int) -> int:
     state = load_checkpoint(path, map_location="cpu")
     load_state_into(chain, state["model"], f"--restart-from {path}", hint=config_hint(path, state))
     start = int(state.get("iteration") or 0)
+    planned = state.get("total_iterations")
+    if planned and int(planned) != total:
+        log.warning("--restart-from %s: those weights were trained for a %d-iteration run, this "
+                    "run is %d long: the schedule is this run's, at iteration %d", path,
+                    int(planned), total, start)
     if scheduler is not None:
         with warnings.catch_warnings():
             # Stepping the schedule with no optimiser step is the point here.

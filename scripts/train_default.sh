@@ -1,44 +1,78 @@
 #!/usr/bin/env bash
-# Reproduce the shipped default model (`make train-default`):
-#   1. simulate the training set (seed 1) and the validation set (seed 2), 512 px;
-#   2. train uresnet + SPICE with chain_configs/spice_train.yaml, two processes
-#      (torchrun, gloo, one OpenMP thread each: the fastest way to use both
-#      cores, see the config's comments);
-#   3. tune the clustering thresholds on the validation set (shipped clusterer, and the
-#      paper's seed search alone for the accuracy benchmark);
-#   4. export the weights and thresholds to weights/.
+# Reproduce the shipped default model (`make train-default`). Many hours on 2 cores;
+# run it again after any stop and it continues where it stopped.
+#   1. simulate the training set (seed 1) and the validation set (seed 2), 512 px, and
+#      refuse files of another simulator version;
+#   2. train uresnet alone (stage 1) and SPICE alone on the true classes (stage 2), each
+#      in its own run directory, two processes (torchrun, gloo, one OpenMP thread each);
+#      a stage resumes from its run directory, or, when that is gone (a fresh machine),
+#      restarts from its committed weights in weights/run/ (train --restart-from: the
+#      schedule continues, Adam's moments restart with a short warm-up);
+#   3. export each stage's latest weights to weights/run/ (float16, with the iteration,
+#      event passes, simulator version and config; weights/run/README.md logs each stretch);
+#   4. when both stages are complete (and FINAL=1): join them into weights/spice_default.pt
+#      and tune the clustering thresholds on the validation set (the shipped clusterer,
+#      and the paper's seed search alone for the accuracy benchmark).
 # Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
+#
+# Settings (environment): DATA, RUN (run directories; keep RUN outside the work tree for
+# a long run), N_TRAIN, N_VAL, NPROC, URESNET_ITERATIONS, SPICE_ITERATIONS,
+# SPICE_FREEZE (iterations with the seediness branch frozen), FINAL (0: stop after 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 DATA=${DATA:-runs/default_data}
-N_TRAIN=${N_TRAIN:-3200}
+RUN=${RUN:-runs/default}
+N_TRAIN=${N_TRAIN:-10000}
+N_VAL=${N_VAL:-200}
 NPROC=${NPROC:-2}
-N_VAL=${N_VAL:-100}
-mkdir -p "$DATA"
+# Iterations of NPROC processes x io.loader.batch_size (1) events: 15,000 and 40,000 event
+# passes with the default two processes.
+URESNET_ITERATIONS=${URESNET_ITERATIONS:-7500}
+SPICE_ITERATIONS=${SPICE_ITERATIONS:-20000}
+SPICE_FREEZE=${SPICE_FREEZE:-4000}
+FINAL=${FINAL:-1}
+EXPORT=weights/run
+mkdir -p "$DATA" "$RUN"
+DATA=$(realpath "$DATA")
+RUN=$(realpath "$RUN")
 [ -f "$DATA/train.h5" ] || $BIN/mlreco-spice simulate -o "$DATA/train.h5" -n "$N_TRAIN" --seed 1
 [ -f "$DATA/val.h5" ]   || $BIN/mlreco-spice simulate -o "$DATA/val.h5" -n "$N_VAL" --seed 2
 # Files left by an older simulator version would train on events that no longer exist:
 # stop, naming both versions (delete them to re-simulate).
 $BIN/python -m mlreco_spice.sim.version "$DATA/train.h5" "$DATA/val.h5"
-RESUME=""
-ls runs/spice_train/checkpoint-*.pt >/dev/null 2>&1 && RESUME="--resume"
-OMP_NUM_THREADS=1 $BIN/torchrun --nproc_per_node "$NPROC" -m mlreco_spice train -c chain_configs/spice_train.yaml \
-    --set "io.dataset.files=[$PWD/$DATA/train.h5]" $RESUME "$@"
-LAST=$(ls runs/spice_train/checkpoint-*.pt | sort | tail -1)
-$BIN/python -c "import sys; from mlreco_spice.checkpoint import export_weights; export_weights(sys.argv[1], sys.argv[2], half=True)" \
-    "$LAST" weights/spice_default.pt
+
+stage() {  # stage NAME CONFIG ITERATIONS [--set ...]
+  local name=$1 config=$2 iterations=$3 dir="$RUN/$1" start=()
+  shift 3
+  if ls "$dir"/checkpoint-*.pt >/dev/null 2>&1; then
+    start=(--resume)
+  elif [ -f "$EXPORT/$name.pt" ]; then
+    echo "[train-default] $dir holds no run: restarting $name from $EXPORT/$name.pt"
+    start=(--restart-from "$EXPORT/$name.pt")
+  fi
+  OMP_NUM_THREADS=1 $BIN/torchrun --nproc_per_node "$NPROC" -m mlreco_spice train -c "$config" \
+      --set "io.dataset.files=[$DATA/train.h5]" --set "train.output_dir=$dir" \
+      --set "train.iterations=$iterations" "$@" "${start[@]}"
+  $BIN/python scripts/export_run.py "$dir" --stage "$name" --out "$EXPORT" --world "$NPROC"
+}
+
+stage uresnet chain_configs/uresnet_train.yaml "$URESNET_ITERATIONS"
+stage spice chain_configs/spice_stage_train.yaml "$SPICE_ITERATIONS" \
+    --set "train.freeze_seediness_iterations=$SPICE_FREEZE"
+[ "$FINAL" = 1 ] || { echo "[train-default] FINAL=$FINAL: stage weights in $EXPORT/, default untouched"; exit 0; }
+
+$BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$EXPORT/spice.pt" \
+    -c chain_configs/predict.yaml -o weights/spice_default.pt
+LABELS="io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds.yaml \
-    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null \
-    --set "io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
+    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null --set "$LABELS"
 # The paper's seed search alone, for the accuracy benchmark's spice_paper_seeds row.
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds_paper.yaml \
-    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null \
-    --set "io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}" \
+    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null --set "$LABELS" \
     --set model.modules.spice.clusterer.at_least_one_seed=false --set model.modules.spice.clusterer.refine_iterations=0 \
     --set model.modules.spice.clusterer.merge_p=null --set model.modules.spice.clusterer.connect_radius=null \
     --set model.modules.spice.clusterer.absorb_radius=null \
     --set model.modules.spice.clusterer.connect_max_bend=null \
     --set model.modules.spice.clusterer.reconnect_after_absorb=false
-cp runs/spice_train/train_log.csv weights/train_log.csv
-echo "default model written to weights/ (from $LAST)"
+echo "default model written to weights/ (stages from $EXPORT/)"
