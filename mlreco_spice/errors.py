@@ -1,7 +1,11 @@
 """Exception types that reach the user. The CLI prints them without a traceback."""
 from __future__ import annotations
 
-__all__ = ["UserError", "DataError", "BadEventError"]
+import logging
+import sys
+from typing import Callable, NoReturn
+
+__all__ = ["UserError", "DataError", "BadEventError", "run_script"]
 
 
 class UserError(Exception):
@@ -39,3 +43,24 @@ class BadEventError(DataError):
     def __init__(self, file: str, entry: int, reason: str):
         self.file, self.entry, self.reason = str(file), int(entry), reason
         super().__init__(f"{file} entry {entry}: {reason}")
+
+
+def run_script(main: Callable[[], int], logger: str) -> NoReturn:
+    """Run a script's ``main()`` (the body of its ``if __name__ == "__main__":``) and exit.
+
+    INFO logging to stderr; a :class:`UserError` becomes one logged line (no
+    traceback) and its ``exit_code``, as the CLI does.
+
+    Parameters
+    ----------
+    main : callable
+        Returns the exit code.
+    logger : str
+        Name of the logger the error line is logged under.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        sys.exit(main())
+    except UserError as err:
+        logging.getLogger(logger).error("%s", err)
+        sys.exit(err.exit_code)

@@ -8,7 +8,7 @@ this module, one layer above both, feeds it the outputs of
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .cluster.tuning import tune_thresholds, write_thresholds
 from .metrics import DEFAULT_MIN_TRUE_SIZE
@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
-                    n_events: int = 100, step: float = 0.05, metric: str = "ari") -> Dict[str, Any]:
+                    n_events: int = 100, step: float = 0.05, metric: str = "ari",
+                    engine: Optional[Any] = None, progress: bool = True) -> Dict[str, Any]:
     """Run the network on ``inputs``, tune the thresholds, write them to ``output``.
 
     Parameters
@@ -40,6 +41,11 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
         Grid step of ``s0`` and ``p0``.
     metric : str
         ``ari``, ``purity`` or ``efficiency``.
+    engine : InferenceEngine, optional
+        Built from ``cfg`` when not given (callers that run the same weights on
+        other events afterwards pass theirs).
+    progress : bool
+        Progress bars (off where several tunings share a terminal).
 
     Returns
     -------
@@ -50,7 +56,8 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
 
     clusterer = cfg.get("model", {}).get("modules", {}).get("spice", {}).get("clusterer", {}) or {}
     result = tune_thresholds(
-        iter_event_outputs(cfg, inputs, n_events), step=step, metric=metric,
+        iter_event_outputs(cfg, inputs, n_events, engine=engine, progress=progress),
+        step=step, metric=metric, progress=progress,
         min_true_size=int(cfg.get("analysis", {}).get("min_true_size", DEFAULT_MIN_TRUE_SIZE)),
         min_cluster_size=int(clusterer.get("min_cluster_size", 1)),
         assign_leftovers=bool(clusterer.get("assign_leftovers", True)),
