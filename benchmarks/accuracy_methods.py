@@ -101,7 +101,8 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
                 tick = time.perf_counter()
                 score(NO_ABSORB, pred, cluster_event_arrays(
                     pred.embeddings, pred.margins, pred.seediness, pred.semantics, pred.coords,
-                    **no_absorb), pred.forward_time_s, time.perf_counter() - tick)
+                    voxel_cm=pred.voxel_cm, **no_absorb), pred.forward_time_s,
+                    time.perf_counter() - tick)
             if method == "full_chain" and pred.semantics_pred is not None:
                 ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
                 np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)

@@ -43,11 +43,13 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
     paper = {"s0": paper["s0"], "p0": paper["p0"]}
     seed = dict(thresholds, at_least_one_seed=True)
     refine = dict(seed, refine_iterations=block["refine_iterations"], merge_p=block["merge_p"])
-    plain_connect = dict(refine, connect_radius=block["connect_radius"],
+    plain_connect = dict(refine, connect_radius_cm=block["connect_radius_cm"],
                          connect_p=shipped.get("connect_p"))
-    connect = dict(plain_connect, connect_max_bend=block.get("connect_max_bend"))
+    connect = dict(plain_connect, connect_max_bend=block.get("connect_max_bend"),
+                   bend_window_cm=block["bend_window_cm"])
     dbscan_like = dict(plain_connect, connect_p={"HIP": 0.0, "MIP": 0.0})
-    absorb = dict(connect, absorb_radius=block["absorb_radius"], absorb_p=shipped.get("absorb_p"))
+    absorb = dict(connect, absorb_radius_cm=block["absorb_radius_cm"],
+                  absorb_p=shipped.get("absorb_p"))
     reconnect = dict(absorb, reconnect_after_absorb=block.get("reconnect_after_absorb", False))
     return [
         {"name": "paper's seed search (its own thresholds)", "truth": True, "kwargs": paper},
@@ -82,7 +84,8 @@ def score(events: Sequence[Dict[str, np.ndarray]], truth: bool, kwargs: Dict[str
     for ev in events:
         semantics = ev["truth_semantic"] if truth else ev["semantics"]
         labels = cluster_event_arrays(ev["embeddings"], ev["margins"], ev["seediness"],
-                                      semantics, ev["coords"], **kwargs)
+                                      semantics, ev["coords"], voxel_cm=ev["voxel_cm"],
+                                      **kwargs)
         for row in evaluate_event(ev["truth_instance"], labels, ev["truth_semantic"]):
             per_class[row["class"]].append(row["ari"])
     return {name: float(np.mean(v)) if v else float("nan") for name, v in per_class.items()}

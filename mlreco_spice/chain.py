@@ -149,15 +149,25 @@ class Chain(nn.Module):
         return outputs
 
     def _sync_image_size(self, name: str, batch: Mapping[str, Any]) -> None:
-        """Tell a network that centres coordinates the image side of this batch.
+        """Tell a network the image side and voxel pitch of this batch.
 
-        Only when its config leaves ``network.image_size`` unset; the side
-        comes from the events' ImageMeta (all events of a batch must agree).
+        The side (for networks that centre coordinates) only when the config
+        leaves ``network.image_size`` unset; the pitch (for the clusterer's
+        distances in cm) always, None without metas. Both come from the events'
+        ImageMeta; all events of a batch must agree.
         """
         net = self.networks[name]
+        metas = [m for m in batch.get("meta") or [] if m is not None]
+        if hasattr(net, "set_voxel_cm"):
+            pitches = {tuple(m.voxel_cm) for m in metas}
+            if len(pitches) > 1:
+                raise ChainError(f"stage '{name}': events of one batch have different voxel "
+                                 f"pitches {sorted(pitches)} (cm); cluster them in separate "
+                                 f"batches")
+            net.set_voxel_cm(pitches.pop() if pitches else None)
         if not hasattr(net, "set_image_size") or self.stage_cfgs[name]["network"].get("image_size"):
             return
-        sizes = {tuple(m.size) for m in batch.get("meta") or [] if m is not None}
+        sizes = {tuple(m.size) for m in metas}
         if not sizes:
             return
         if len(sizes) > 1:

@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "p0 in [0,0.6] per class, maximising mean ARI (ties: purity+efficiency), "
                                    "with the config's clusterer steps (at_least_one_seed, refine_iterations, "
                                    "merge_p) applied at every grid point. If the clusterer sets "
-                                   "connect_radius, connect_p is then picked per class (with its connect_max_bend veto); if it "
-                                   "sets absorb_radius, absorb_p is picked over whole events (with "
+                                   "connect_radius_cm, connect_p is then picked per class (with its connect_max_bend veto); if it "
+                                   "sets absorb_radius_cm, absorb_p is picked over whole events (with "
                                    "reconnect_after_absorb as set). Writes a YAML "
                                    "block for predict.thresholds. With chain_configs/predict.yaml and "
                                    "100 events: about 5 minutes on 2 CPU cores.")

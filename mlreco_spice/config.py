@@ -9,7 +9,8 @@ and its default). Loading does, in order:
 2. resolve path-valued keys relative to the file that sets them;
 3. apply ``--set key.path=value`` overrides (values parsed as YAML, paths
    relative to the working directory);
-4. validate every key against the schema, with "did you mean" suggestions;
+4. validate every key against the schema, with "did you mean" suggestions (a key
+   renamed with a change of unit, ``defaults.RENAMED_KEYS``, names its successor);
 5. fill in defaults.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import yaml
 
 from .errors import UserError
+from .config_renames import renamed_key, renamed_message, renamed_off
 from .defaults import DEFAULTS, OPEN_MAPPINGS, PATH_KEYS, Spec, stage_schema
 
 __all__ = ["ConfigError", "load_config", "parse_overrides", "apply_overrides",
@@ -175,7 +177,8 @@ def _load_tree(path: Path, seen: Tuple[Path, ...] = (),
     # Each file is checked on its own, so that every error names the file holding the key.
     if problems is not None:
         problems.extend(_problems(tree, f"config file '{path}'"))
-    return _merge(merged, tree)
+    return _merge(merged, renamed_off(tree))
+
 
 
 # --------------------------------------------------------------- overrides --
@@ -252,6 +255,10 @@ def _validate(node: Any, schema: Dict[str, Any], prefix: Tuple[str, ...],
     for key, value in node.items():
         keys = prefix + (str(key),)
         path = ".".join(keys)
+        if key not in schema and renamed_key(prefix, key):
+            if value is not None:  # null (off) has no unit: still accepted
+                errors.append(renamed_message(prefix, key))
+            continue
         if key not in schema:
             valid = sorted(schema)
             close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
@@ -389,7 +396,7 @@ def load_config(path: Optional[str], overrides: Iterable[str] = (),
     tree = _load_tree(find_config(path), problems=problems) if path else {}
     _raise_all(problems)
     overrides = list(overrides or ())
-    tree = apply_overrides(tree, overrides)
+    tree = renamed_off(apply_overrides(tree, overrides))
     # The files were checked one by one; what is new here came from the overrides.
     validate_config(tree, source="--set" if overrides else None)
     cfg = fill_defaults(tree)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
 __all__ = ["Spec", "DEFAULTS", "STAGE_DEFAULTS", "OPEN_MAPPINGS", "PATH_KEYS",
-           "PAPER_THRESHOLDS"]
+           "PAPER_THRESHOLDS", "BEND_WINDOW_CM", "RENAMED_KEYS"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,11 @@ class Spec:
     path: bool = False
     doc: str = ""
 
+
+#: Radius (cm; 15 voxels at 3 mm) of the window in which the bend veto takes each
+#: fragment's direction (mlreco_spice/cluster/bend.py): long enough for a straight fit
+#: of a track, short enough to stay local.
+BEND_WINDOW_CM = 4.5
 
 # The paper's Table II thresholds (s0, p0) per class.
 PAPER_THRESHOLDS = {
@@ -126,16 +131,21 @@ STAGE_DEFAULTS = {
             "refine_iterations": Spec(0, (int,), doc="re-centre kernels on members, reassign"),
             "merge_p": Spec(None, (dict, list, float, int, type(None)),
                             doc="merge clusters whose centroids overlap at p > merge_p"),
-            "connect_radius": Spec(None, (dict, list, float, int, type(None)),
-                                   doc="voxels this close touch (connectivity step)"),
+            # Distances are in cm; the clusterer converts them with the voxel pitch of
+            # each event's ImageMeta (0.9 cm = 3 voxels of 3 mm).
+            "connect_radius_cm": Spec(None, (dict, list, float, int, type(None)),
+                                      doc="cm: voxels this close touch (connectivity step)"),
             "connect_p": Spec(None, (dict, list, float, int, type(None)),
                               doc="re-join touching fragments at p > connect_p (null: off)"),
-            "absorb_radius": Spec(None, (float, int, type(None)),
-                                  doc="voxels this close touch (cross-class absorb step)"),
+            "absorb_radius_cm": Spec(None, (float, int, type(None)),
+                                     doc="cm: voxels this close touch (cross-class absorb step)"),
             "absorb_p": Spec(None, (float, int, type(None)),
                              doc="absorb smaller clusters of other classes at p > absorb_p"),
             "connect_max_bend": Spec(None, (float, int, type(None)),
                                      doc="degrees: touching fragments bending more stay apart"),
+            "bend_window_cm": Spec(BEND_WINDOW_CM, (float, int),
+                                   doc="cm: each fragment's direction is fitted within this "
+                                       "distance of the contact (bend veto)"),
             "reconnect_after_absorb": Spec(False, (bool,),
                                            doc="connectivity step again after the absorb step"),
         },
@@ -144,6 +154,14 @@ STAGE_DEFAULTS = {
         "use_true_semantics": Spec(None, (bool, type(None)),
                                    doc="null (train: true, infer: predicted), true or false"),
     },
+}
+
+#: Clusterer keys renamed when its distances moved from voxels to cm (issue 18): a
+#: number there meant voxels, so it is refused (:mod:`mlreco_spice.config` says what
+#: to write instead); null (step off) has no unit and is still accepted.
+RENAMED_KEYS = {
+    ("model", "modules", "spice", "clusterer"): {
+        "connect_radius": "connect_radius_cm", "absorb_radius": "absorb_radius_cm"},
 }
 
 _STAGE_COMMON = {

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -80,6 +80,12 @@ class EventPrediction:
     @property
     def n_voxels(self) -> int:
         return len(self.coords)
+
+    @property
+    def voxel_cm(self) -> Optional[Tuple[float, float, float]]:
+        """The voxel pitch (cm per axis) from the image meta; what re-clustering
+        :attr:`coords` needs (the clusterer's distances are in cm). None without meta."""
+        return None if self.meta is None else tuple(self.meta.voxel_cm)
 
 
 class InferenceEngine:
@@ -195,7 +201,8 @@ def iter_event_outputs(cfg: Dict[str, Any], files: Sequence[str], max_events: Op
                        progress: bool = True) -> Iterator[Dict[str, np.ndarray]]:
     """Per-event network outputs with truth, for threshold tuning.
 
-    Yields dicts with ``embeddings``, ``margins``, ``seediness``,
+    Yields dicts with ``coords``, ``voxel_cm`` (the pitch, for the clusterer's
+    distances in cm), ``embeddings``, ``margins``, ``seediness``,
     ``semantics`` (the classes clustered on), ``truth_instance`` and
     ``truth_semantic``. Needs labelled inputs (``clust_label`` in the schema).
     """
@@ -210,7 +217,7 @@ def iter_event_outputs(cfg: Dict[str, Any], files: Sequence[str], max_events: Op
     total = len(dataset) if max_events is None else min(len(dataset), max_events)
     for item in tqdm(dataset.good_items(total), total=total, disable=not progress, desc="network"):
         pred = engine.run(item)
-        yield {"coords": pred.coords,
+        yield {"coords": pred.coords, "voxel_cm": pred.voxel_cm,
                "embeddings": pred.embeddings, "margins": pred.margins, "seediness": pred.seediness,
                "semantics": pred.semantics, "truth_instance": pred.truth_instance,
                "truth_semantic": pred.truth_semantic}

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from .cluster.tuning import tune_thresholds, write_thresholds
+from .defaults import BEND_WINDOW_CM
 from .metrics import DEFAULT_MIN_TRUE_SIZE
 
 __all__ = ["tune_from_files"]
@@ -28,8 +29,9 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
     cfg : mapping
         Complete config. The clusterer options (``min_cluster_size``,
         ``assign_leftovers``, ``at_least_one_seed``, ``refine_iterations``,
-        ``merge_p``, ``connect_radius``, ``absorb_radius``,
-        ``connect_max_bend``, ``reconnect_after_absorb``) and
+        ``merge_p``, ``connect_radius_cm``, ``absorb_radius_cm``,
+        ``connect_max_bend``, ``bend_window_cm``, ``reconnect_after_absorb``; distances
+        in cm, converted with each event's voxel pitch) and
         ``analysis.min_true_size`` are read from it.
     inputs : sequence of str
         Labelled larcv files or globs.
@@ -63,9 +65,10 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
         assign_leftovers=bool(clusterer.get("assign_leftovers", True)),
         at_least_one_seed=bool(clusterer.get("at_least_one_seed", False)),
         refine_iterations=int(clusterer.get("refine_iterations", 0)),
-        merge_p=clusterer.get("merge_p"), connect_radius=clusterer.get("connect_radius"),
-        absorb_radius=clusterer.get("absorb_radius"),
+        merge_p=clusterer.get("merge_p"), connect_radius_cm=clusterer.get("connect_radius_cm"),
+        absorb_radius_cm=clusterer.get("absorb_radius_cm"),
         connect_max_bend=clusterer.get("connect_max_bend"),
+        bend_window_cm=clusterer.get("bend_window_cm", BEND_WINDOW_CM),
         reconnect_after_absorb=bool(clusterer.get("reconnect_after_absorb", False)))
     write_thresholds(output, result)
     log.info("wrote %s (%.0f s)", output, result["seconds"])

@@ -11,6 +11,9 @@ from mlreco_spice.cluster.bend import bend_angles
 from mlreco_spice.cluster.postprocess import connect_fragments
 from mlreco_spice.config import load_config
 
+WINDOW = 15.0    # the bend window in voxels (4.5 cm at 3 mm)
+VOXEL_CM = 0.3   # 1.5 voxels = 0.45 cm
+
 
 def line(start, direction, n):
     direction = np.asarray(direction, float) / np.linalg.norm(direction)
@@ -35,7 +38,7 @@ def test_bend_angle_is_the_deviation_from_a_straight_continuation(angle):
                 if labels[i] == 0 and labels[j] == 1
                 and np.linalg.norm(coords[i] - coords[j]) <= 1.5]
     a, b = np.array(touching).T
-    bend = bend_angles(coords, labels, np.array([0]), np.array([1]), a, b)
+    bend = bend_angles(coords, labels, np.array([0]), np.array([1]), a, b, WINDOW)
     assert bend[0] == pytest.approx(angle, abs=3.0)
 
 
@@ -43,7 +46,7 @@ def test_too_few_voxels_near_the_contact_give_no_direction():
     coords, labels = two_fragments(90.0)
     coords, labels = coords[:22], labels[:22]                  # fragment 1 keeps 2 voxels
     bend = bend_angles(coords, labels, np.array([0]), np.array([1]),
-                       np.array([19]), np.array([20]))
+                       np.array([19]), np.array([20]), WINDOW)
     assert np.isnan(bend[0])
 
 
@@ -53,11 +56,12 @@ def test_connect_joins_a_straight_track_and_keeps_a_kink_apart():
         coords, labels = two_fragments(angle)
         plain = connect_fragments(coords, emb, margins, labels, 1.5, 0.1)
         assert np.unique(plain).size == 1                    # without the veto: one cluster
-        veto = connect_fragments(coords, emb, margins, labels, 1.5, 0.1, max_bend=30.0)
+        veto = connect_fragments(coords, emb, margins, labels, 1.5, 0.1, max_bend=30.0,
+                                 bend_window=WINDOW)
         assert (np.unique(veto).size == 1) == joined
         # The veto only ever keeps apart what the embeddings would join.
         strict = connect_fragments(coords, emb + labels[:, None], margins, labels, 1.5, 0.9,
-                                   max_bend=30.0)
+                                   max_bend=30.0, bend_window=WINDOW)
         assert np.unique(strict).size == 2
 
 
@@ -85,16 +89,16 @@ def test_reconnect_joins_track_pieces_through_an_absorbed_stretch():
     connect_p = [None, 0.1, None, None, None]
     radius = [None, 1.5, None, None, None]
     out = reconnect_tracks(coords, emb, margins, absorbed, semantics, units, radius, connect_p,
-                           30.0)
+                           30.0, WINDOW)
     assert np.unique(out).tolist() == [0]
     # Classes without a connectivity step are left alone.
     untouched = reconnect_tracks(coords, emb, margins, absorbed, semantics, units, radius,
-                                 [None] * 5, 30.0)
+                                 [None] * 5, 30.0, WINDOW)
     assert untouched.tolist() == absorbed.tolist()
     # Unclustered voxels stay -1.
     absorbed[:3] = -1
     out = reconnect_tracks(coords, emb, margins, absorbed, semantics, units, radius, connect_p,
-                           30.0)
+                           30.0, WINDOW)
     assert (out[:3] == -1).all() and np.unique(out[3:]).size == 1
 
 
@@ -118,11 +122,11 @@ def test_reconnect_keeps_an_absorbed_unit_whole():
     # The muon and the Michel touch: one piece. The Michel's bit does not touch it, yet
     # goes where most of its unit is instead of becoming a cluster of its own.
     for bend in (30.0, None):
-        assert np.unique(reconnect_tracks(*args, bend)).size == 1
+        assert np.unique(reconnect_tracks(*args, bend, WINDOW)).size == 1
     # A unit mostly apart from the track leaves it: move the Michel itself away too.
     far = coords.copy()
     far[40:48, 1] += 3.0
-    out = reconnect_tracks(far, *args[1:], 30.0)
+    out = reconnect_tracks(far, *args[1:], 30.0, WINDOW)
     assert np.unique(out[:40]).size == 1 and np.unique(out[40:]).size == 1
     assert out[0] != out[40]
 
@@ -134,9 +138,9 @@ def test_cluster_events_with_bend_and_reconnect():
     margins = np.full(60, 0.2)
     seediness = np.full(60, 0.9)
     args = [torch.as_tensor(x) for x in (emb, margins, seediness, semantics, np.zeros(60))]
-    options = dict(s0=0.5, p0=0.5, connect_radius=1.5, connect_p={"MIP": 0.0},
-                   connect_max_bend=30.0, absorb_radius=1.5, absorb_p=0.0,
-                   coords=torch.as_tensor(coords))
+    options = dict(s0=0.5, p0=0.5, connect_radius_cm=0.45, connect_p={"MIP": 0.0},
+                   connect_max_bend=30.0, absorb_radius_cm=0.45, absorb_p=0.0,
+                   coords=torch.as_tensor(coords), voxel_cm=VOXEL_CM)
     without = cluster_events(*args, **options).numpy()
     with_ = cluster_events(*args, reconnect_after_absorb=True, **options).numpy()
     assert np.unique(without).size == 2 and np.unique(with_).size == 1
@@ -148,8 +152,8 @@ def test_cluster_events_with_bend_and_reconnect():
 def test_options_are_validated_and_read_from_the_clusterer_block():
     with pytest.raises(ValueError, match="connect_max_bend"):
         SPICEClusterer(connect_max_bend=200.0)
-    clusterer = SPICEClusterer(connect_radius=3.0, connect_p=0.1, connect_max_bend=25,
-                               absorb_radius=3.0, absorb_p=0.1, reconnect_after_absorb=True)
+    clusterer = SPICEClusterer(connect_radius_cm=0.9, connect_p=0.1, connect_max_bend=25,
+                               absorb_radius_cm=0.9, absorb_p=0.1, reconnect_after_absorb=True)
     assert clusterer.steps["connect_max_bend"] == 25.0
     assert clusterer.steps["reconnect_after_absorb"] is True
     assert "reconnect_after_absorb=True" in repr(clusterer)
@@ -176,7 +180,8 @@ def test_reconnect_moves_a_unit_whole_to_where_most_of_it_is():
                                             return_units=True)
     assert np.unique(absorbed).size == 1
     out = reconnect_tracks(coords, emb, margins, absorbed, semantics, units,
-                           [None, 1.5, None, None, None], [None, 0.0, None, None, None], 25.0)
+                           [None, 1.5, None, None, None], [None, 0.0, None, None, None], 25.0,
+                           WINDOW)
     # Most of the Michel does not touch the muon: all of it leaves, none of it is cut.
     assert np.unique(out[40:]).size == 1 and out[40] != out[0]
     assert np.unique(out[:40]).size == 1
@@ -188,9 +193,10 @@ def test_min_cluster_size_holds_after_reconnect():
     seeds = np.where(np.arange(n) < 40, 0.9, 0.8)
     args = [torch.as_tensor(x) for x in (np.zeros((n, 3)), np.full(n, 0.5), seeds, semantics,
                                          np.zeros(n))]
-    options = dict(s0=0.5, p0=0.5, connect_radius=1.5, connect_p={"MIP": 0.0},
-                   connect_max_bend=25.0, absorb_radius=1.5, absorb_p=0.0,
-                   reconnect_after_absorb=True, coords=torch.as_tensor(coords))
+    options = dict(s0=0.5, p0=0.5, connect_radius_cm=0.45, connect_p={"MIP": 0.0},
+                   connect_max_bend=25.0, absorb_radius_cm=0.45, absorb_p=0.0,
+                   reconnect_after_absorb=True, coords=torch.as_tensor(coords),
+                   voxel_cm=VOXEL_CM)
     found = cluster_events(*args, **options).numpy()
     assert sorted(np.bincount(found[found >= 0]).tolist()) == [6, 40]
     small = cluster_events(*args, min_cluster_size=7, **options).numpy()
@@ -201,4 +207,4 @@ def test_tuning_rejects_a_bad_bend_before_the_grid_search():
     from mlreco_spice.cluster.tuning import tune_thresholds
 
     with pytest.raises(ValueError, match="connect_max_bend"):
-        tune_thresholds([], connect_radius=2.0, connect_max_bend=-10.0, progress=False)
+        tune_thresholds([], connect_radius_cm=0.6, connect_max_bend=-10.0, progress=False)

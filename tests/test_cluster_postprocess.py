@@ -105,7 +105,11 @@ def make_event(seed=0):
     ev = synthetic_event((2, 3, 3, 1, 1), n_voxels=700, spread=2.5, seed=seed)
     # Voxel positions follow the embeddings, so instances are spatial blobs too.
     ev["coords"] = np.round(ev["embeddings"] * 15.0)
+    ev["voxel_cm"] = VOXEL_CM
     return ev
+
+
+VOXEL_CM = 0.3   # radii below: 0.6 cm = 2 voxels
 
 
 def as_tensors(ev):
@@ -115,14 +119,16 @@ def as_tensors(ev):
 
 
 OPTIONS = dict(s0=0.5, p0=0.3, at_least_one_seed=True, refine_iterations=3, merge_p=0.5,
-               connect_radius=2.0, connect_p={"HIP": 0.0, "MIP": 0.1})
+               connect_radius_cm=0.6, connect_p={"HIP": 0.0, "MIP": 0.1})
 
 
 def test_backends_agree_with_every_step_on():
     ev = make_event(1)
     coords = torch.as_tensor(ev["coords"]).float()
-    numba = cluster_events(*as_tensors(ev), backend="numba", coords=coords, **OPTIONS)
-    torch_ = cluster_events(*as_tensors(ev), backend="torch", coords=coords, **OPTIONS)
+    numba = cluster_events(*as_tensors(ev), backend="numba", coords=coords, voxel_cm=VOXEL_CM,
+                           **OPTIONS)
+    torch_ = cluster_events(*as_tensors(ev), backend="torch", coords=coords, voxel_cm=VOXEL_CM,
+                            **OPTIONS)
     assert torch.equal(numba, torch_)
     plain = cluster_events(*as_tensors(ev), s0=0.5, p0=0.3)
     assert not torch.equal(numba, plain)
@@ -148,12 +154,15 @@ def test_clusterer_block_and_errors():
     assert clusterer.needs_coords
     assert clusterer.thresholds()["connect_p"] == {"HIP": 0.0, "MIP": 0.1, "Shower": None,
                                                    "Delta": None, "Michel": None}
-    labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
-    direct = cluster_events(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]), **OPTIONS)
+    labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]), voxel_cm=VOXEL_CM)
+    direct = cluster_events(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]),
+                            voxel_cm=VOXEL_CM, **OPTIONS)
     assert torch.equal(labels, direct)
     with pytest.raises(ValueError, match="needs voxel coordinates"):
         clusterer(*as_tensors(ev))
-    with pytest.raises(ValueError, match=r"connect_radius is not"):
+    with pytest.raises(ValueError, match="need the voxel pitch"):
+        clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
+    with pytest.raises(ValueError, match=r"connect_radius_cm is not"):
         SPICEClusterer(connect_p=0.1)
     with pytest.raises(ValueError, match="mode='fast' only"):
         SPICEClusterer(mode="spine", refine_iterations=2)
@@ -161,16 +170,16 @@ def test_clusterer_block_and_errors():
         SPICEClusterer(merge_p={"Shower": 1.5})
     with pytest.raises(ValueError, match="refine_iterations must be >= 0"):
         SPICEClusterer(refine_iterations=-1)
-    with pytest.raises(ValueError, match="connect_radius for MIP must be > 0"):
-        SPICEClusterer(connect_radius={"MIP": 0.0}, connect_p=0.1)
+    with pytest.raises(ValueError, match="connect_radius_cm for MIP must be > 0"):
+        SPICEClusterer(connect_radius_cm={"MIP": 0.0}, connect_p=0.1)
     with pytest.raises(ValueError, match=r"shape \(700, 3\)"):
-        cluster_events(*as_tensors(ev), coords=torch.zeros(5, 3), **OPTIONS)
+        cluster_events(*as_tensors(ev), coords=torch.zeros(5, 3), voxel_cm=VOXEL_CM, **OPTIONS)
 
 
 @pytest.mark.parametrize("bend", [None, 30.0])
 def test_tuning_with_steps_matches_the_clusterer(tmp_path, bend):
     events = [make_event(s) for s in range(3)]
-    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0,
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius_cm=0.6,
                  connect_max_bend=bend)
     result = tune_thresholds(events, step=0.25, progress=False, **steps)
     assert set(result["connect_p"]) == set(CLASS_NAMES)
@@ -179,7 +188,8 @@ def test_tuning_with_steps_matches_the_clusterer(tmp_path, bend):
                                connect_p=result["connect_p"], **steps)
     rows = {name: [] for name in CLASS_NAMES}
     for ev in events:
-        labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
+        labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]),
+                           voxel_cm=VOXEL_CM)
         for row in evaluate_event(ev["truth_instance"], labels.numpy(), ev["truth_semantic"]):
             rows[row["class"]].append(row["ari"])
     for name in CLASS_NAMES:
@@ -230,28 +240,28 @@ def with_segmentation_errors(ev):
 def test_absorb_in_cluster_events_and_its_errors():
     ev = with_segmentation_errors(make_event(4))
     coords = torch.as_tensor(ev["coords"]).float()
-    options = dict(OPTIONS, absorb_radius=2.0, absorb_p=0.05)
+    options = dict(OPTIONS, absorb_radius_cm=0.6, absorb_p=0.05, voxel_cm=VOXEL_CM)
     numba = cluster_events(*as_tensors(ev), backend="numba", coords=coords, **options)
     torch_ = cluster_events(*as_tensors(ev), backend="torch", coords=coords, **options)
     assert torch.equal(numba, torch_)
-    without = cluster_events(*as_tensors(ev), coords=coords, **OPTIONS)
+    without = cluster_events(*as_tensors(ev), coords=coords, voxel_cm=VOXEL_CM, **OPTIONS)
     # Absorbing only merges: every cluster without it lies inside one cluster with it.
     for label in np.unique(without.numpy()):
         assert np.unique(numba.numpy()[without.numpy() == label]).size == 1
     assert np.unique(numba.numpy()).size < np.unique(without.numpy()).size
     assert sorted(set(numba.tolist())) == list(range(int(numba.max()) + 1))
-    with pytest.raises(ValueError, match="absorb_p needs absorb_radius"):
+    with pytest.raises(ValueError, match="absorb_p needs absorb_radius_cm"):
         SPICEClusterer(absorb_p=0.1)
     with pytest.raises(ValueError, match="absorb_p is set"):
-        cluster_events(*as_tensors(ev), absorb_radius=2.0, absorb_p=0.1)
+        cluster_events(*as_tensors(ev), absorb_radius_cm=0.6, absorb_p=0.1)
 
 
 def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
     from mlreco_spice.cluster.tuning import ABSORB_P_GRID
 
     events = [with_segmentation_errors(make_event(s)) for s in range(2)]
-    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius=2.0)
-    result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
+    steps = dict(at_least_one_seed=True, refine_iterations=3, merge_p=0.5, connect_radius_cm=0.6)
+    result = tune_thresholds(events, step=0.25, progress=False, absorb_radius_cm=0.6, **steps)
     # Rows SPICE did not process (NaN outputs, class -1) are left out, as in inference.
     for ev in events:
         for key in ("embeddings", "margins", "seediness"):
@@ -260,16 +270,18 @@ def test_tuning_picks_absorb_p_consistent_with_the_clusterer():
         for key, value in (("semantics", -1), ("truth_semantic", -1), ("truth_instance", -1)):
             ev[key] = np.append(ev[key], value)
         ev["coords"] = np.concatenate([ev["coords"], [[1e3, 1e3, 1e3]]])
-    result = tune_thresholds(events, step=0.25, progress=False, absorb_radius=2.0, **steps)
+    result = tune_thresholds(events, step=0.25, progress=False, absorb_radius_cm=0.6, **steps)
     # With segmentation errors to undo, absorbing beats leaving it off.
     assert result["absorb_p"] in ABSORB_P_GRID and result["absorb_p"] is not None
     clusterer = SPICEClusterer(s0=result["s0"], p0=result["p0"], connect_p=result["connect_p"],
-                               absorb_radius=2.0, absorb_p=result["absorb_p"], **steps)
+                               absorb_radius_cm=0.6, absorb_p=result["absorb_p"], **steps)
     for name in CLASS_NAMES:
         aris = []
         for ev in events:
-            ev = {k: v[:-1] for k, v in ev.items()}    # the clusterer sees SPICE's rows only
-            labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]))
+            # The clusterer sees SPICE's rows only.
+            ev = {k: v[:-1] for k, v in ev.items() if k != "voxel_cm"}
+            labels = clusterer(*as_tensors(ev), coords=torch.as_tensor(ev["coords"]),
+                               voxel_cm=VOXEL_CM)
             aris += [r["ari"] for r in evaluate_event(ev["truth_instance"], labels.numpy(),
                                                       ev["truth_semantic"], classes=[name])]
         assert np.mean(aris) == pytest.approx(result["scores"][name]["ari"], abs=1e-12)
@@ -280,19 +292,20 @@ def test_absorb_pass_scores_the_bend_veto_and_reconnect_as_the_clusterer_does():
 
     events = [with_segmentation_errors(make_event(s)) for s in range(2)]
     clusterer = dict(s0=0.5, p0=0.3, at_least_one_seed=True, refine_iterations=3, merge_p=0.5,
-                     connect_radius=2.0, connect_p={"HIP": 0.0, "MIP": 0.0},
+                     connect_radius_cm=0.6, connect_p={"HIP": 0.0, "MIP": 0.0},
                      connect_max_bend=30.0, reconnect_after_absorb=True)
-    absorb_p, scores = _tune_absorb(events, clusterer, 2.0, 10, range(len(CLASS_NAMES)))
-    full = SPICEClusterer(absorb_radius=2.0, absorb_p=absorb_p, **clusterer)
-    plain = SPICEClusterer(absorb_radius=2.0, absorb_p=absorb_p,
+    absorb_p, scores = _tune_absorb(events, clusterer, 0.6, 10, range(len(CLASS_NAMES)))
+    full = SPICEClusterer(absorb_radius_cm=0.6, absorb_p=absorb_p, **clusterer)
+    plain = SPICEClusterer(absorb_radius_cm=0.6, absorb_p=absorb_p,
                            **dict(clusterer, connect_max_bend=None, reconnect_after_absorb=False))
     changed = 0
     for name in CLASS_NAMES:
         aris = []
         for ev in events:
             coords = torch.as_tensor(ev["coords"])
-            labels = full(*as_tensors(ev), coords=coords).numpy()
-            changed += not np.array_equal(labels, plain(*as_tensors(ev), coords=coords).numpy())
+            labels = full(*as_tensors(ev), coords=coords, voxel_cm=VOXEL_CM).numpy()
+            changed += not np.array_equal(
+                labels, plain(*as_tensors(ev), coords=coords, voxel_cm=VOXEL_CM).numpy())
             aris += [r["ari"] for r in evaluate_event(ev["truth_instance"], labels,
                                                       ev["truth_semantic"], classes=[name])]
         assert np.mean(aris) == pytest.approx(scores[name]["ari"], abs=1e-12)

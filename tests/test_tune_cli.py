@@ -21,7 +21,7 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     for name in ("HIP", "MIP", "Shower", "Delta", "Michel"):
         assert name in table
     written = yaml.safe_load(out.read_text())
-    # predict.yaml sets connect_radius, so connect_p is tuned too (null: off for a class).
+    # predict.yaml sets connect_radius_cm, so connect_p is tuned too (null: off for a class).
     assert {"s0", "p0", "connect_p"} <= set(written) <= {"s0", "p0", "connect_p", "absorb_p"}
     assert all(v is None or 0.0 <= v <= 1.0 for v in written["connect_p"].values())
     grid = {round(0.25 * k, 2) for k in range(5)}
@@ -53,8 +53,8 @@ def test_thresholds_tuned_with_steps_need_their_clusterer_block(tiny_trained, tm
 
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump({"s0": 0.5, "p0": 0.2, "absorb_p": 0.1}))
-    # spice_train.yaml has no absorb_radius: a clear error when the chain is built.
+    # spice_train.yaml has no absorb_radius_cm: a clear error when the chain is built.
     cfg = load_config("spice_train", [f"predict.weights={tiny_trained}",
                                       f"predict.thresholds={path}", *SETS[1:]])
-    with pytest.raises(ConfigError, match="absorb_p needs absorb_radius.*predict.yaml"):
+    with pytest.raises(ConfigError, match="absorb_p needs absorb_radius_cm.*predict.yaml"):
         InferenceEngine(cfg)

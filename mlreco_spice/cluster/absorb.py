@@ -7,7 +7,8 @@ stretch's embeddings still sit near the muon's centroid. This step joins such
 pieces back:
 
 1. clusters of different classes *touch* when two of their voxels are within
-   ``radius`` voxels;
+   ``radius`` (in the units of the coordinates given: the clusterer converts its
+   ``absorb_radius_cm``);
 2. of two touching clusters, the smaller (fewer voxels; ties: the later id)
    is absorbed by the larger when its centroid has ``p > absorb_p`` under the
    larger one's kernel (mean embedding and mean margin of its voxels); a
@@ -31,14 +32,14 @@ disconnected bits.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .kernels import EPS
+from .kernels import EPS, drop_small
 from .postprocess import connect_fragments
 
-__all__ = ["absorb_across_classes", "reconnect_tracks"]
+__all__ = ["absorb_across_classes", "reconnect_tracks", "absorb_events"]
 
 
 def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
@@ -49,7 +50,8 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     Parameters
     ----------
     coords : array (n, 3)
-        Voxel coordinates (voxel units).
+        Voxel coordinates, in units where distance is isotropic (voxels, or cm:
+        :func:`.options.pitch_frame`).
     emb : array (n, d)
     margins : array (n,)
     labels : int array (n,)
@@ -57,7 +59,7 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     semantics : int array (n,)
         Class each voxel was clustered in.
     radius : float
-        Voxels at distance ``<= radius`` touch.
+        Voxels at distance ``<= radius`` (units of ``coords``) touch.
     absorb_p : float
         Kernel value the smaller cluster's centroid needs under the larger's.
     return_units : bool
@@ -142,7 +144,8 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
                      labels: np.ndarray, semantics: np.ndarray, units: np.ndarray,
                      connect_radius: Sequence[Optional[float]],
                      connect_p: Sequence[Optional[float]],
-                     max_bend: Optional[float] = None) -> np.ndarray:
+                     max_bend: Optional[float] = None,
+                     bend_window: Optional[float] = None) -> np.ndarray:
     """The connectivity step again, per class, on one event's clusters after absorption.
 
     Each cluster whose majority class ``c`` has a connectivity step is split
@@ -161,9 +164,9 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         The absorbed unit of each voxel (``absorb_across_classes(...,
         return_units=True)``).
     connect_radius, connect_p : sequences of 5 optional floats
-        The per-class connectivity settings; classes with ``connect_p`` None
-        are left alone.
-    max_bend : float, optional
+        The per-class connectivity settings (radii in the units of ``coords``);
+        classes with ``connect_p`` None are left alone.
+    max_bend, bend_window : float, optional
         See :func:`.postprocess.connect_fragments`.
 
     Returns
@@ -187,7 +190,7 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         if p is None or members.size < 2:
             continue
         found = connect_fragments(coords[members], emb[members], margins[members],
-                                  labels[members], radius, p, max_bend)
+                                  labels[members], radius, p, max_bend, bend_window)
         n_pieces = int(found.max()) + 1
         _, unit = np.unique(units[members], return_inverse=True)
         unit = unit.reshape(-1)
@@ -197,3 +200,47 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         out[members] = found + next_id  # fresh ids: no clash with other classes' clusters
         next_id += n_pieces
     return np.unique(out, return_inverse=True)[1].reshape(-1) - int((out < 0).any())
+
+
+def absorb_events(sorted_labels: np.ndarray, segments: Sequence, coords: np.ndarray,
+                  emb: np.ndarray, margins: np.ndarray, semantics: np.ndarray,
+                  steps: Mapping, min_cluster_size: int) -> np.ndarray:
+    """:func:`absorb_across_classes` on each event of a batch, then
+    :func:`reconnect_tracks` if enabled (its pieces below ``min_cluster_size``
+    are dissolved, as everywhere).
+
+    Parameters
+    ----------
+    sorted_labels, coords, emb, margins, semantics : arrays over the sorted voxels
+        As :func:`.clusterer.cluster_events` orders them (``coords`` in isotropic units).
+    segments : sequence of (start, stop, event, class)
+        The sorted segments; each event's are contiguous.
+    steps : mapping
+        The clusterer's options with lengths in the units of ``coords``
+        (:func:`.options.lengths_in_units`).
+    min_cluster_size : int
+
+    Returns
+    -------
+    int64 array
+        New labels over the sorted voxels.
+    """
+    out = sorted_labels.copy()
+    starts: Dict[int, int] = {}
+    stops: Dict[int, int] = {}
+    for start, stop, event, _ in segments:
+        starts.setdefault(event, start)
+        stops[event] = stop
+    for event, start in starts.items():
+        part = slice(start, stops[event])
+        out[part], units = absorb_across_classes(
+            coords[part], emb[part], margins[part], sorted_labels[part], semantics[part],
+            steps["absorb_radius"], steps["absorb_p"], return_units=True)
+        if steps["reconnect_after_absorb"]:
+            out[part] = drop_small(
+                reconnect_tracks(coords[part], emb[part], margins[part], out[part],
+                                 semantics[part], units, steps["connect_radius"],
+                                 steps["connect_p"], steps["connect_max_bend"],
+                                 steps["bend_window"]),
+                min_cluster_size)[0]
+    return out

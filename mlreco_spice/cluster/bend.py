@@ -10,7 +10,8 @@ refinements"); the local geometry can.
 
 For a pair of fragments, the contact point is the mean position of their
 touching voxel pairs. Each fragment's direction is the principal axis of its
-voxels within :data:`BEND_WINDOW` voxels of that point, oriented away from it.
+voxels within ``window`` of that point (the clusterer's ``bend_window_cm``, by
+default 4.5 cm: 15 voxels of 3 mm), oriented away from it.
 The *bend* is the angle between one direction and the reverse of the other:
 0 degrees for a straight continuation, 90 for a right angle, 180 for two
 fragments folding back onto each other. A fragment with fewer than
@@ -26,11 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BEND_WINDOW", "MIN_WINDOW_VOXELS", "bend_angles"]
+__all__ = ["MIN_WINDOW_VOXELS", "bend_angles"]
 
-#: Radius (voxels, 4.5 cm at 3 mm) of the window in which each fragment's direction is
-#: taken: long enough for a straight fit of a track, short enough to stay local.
-BEND_WINDOW = 15.0
 #: Fewest voxels of a fragment in the window for its direction to count.
 MIN_WINDOW_VOXELS = 3
 
@@ -44,13 +42,14 @@ def _direction(points: np.ndarray) -> np.ndarray:
 
 def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
                 second: np.ndarray, contact_a: np.ndarray, contact_b: np.ndarray,
-                tree=None) -> np.ndarray:
+                window: float, tree=None) -> np.ndarray:
     """Bend angle (degrees) where fragments ``first[i]`` and ``second[i]`` touch.
 
     Parameters
     ----------
     coords : array (n, 3)
-        Voxel coordinates (voxel units).
+        Voxel coordinates, in units where distance is isotropic (voxels, or cm
+        for an anisotropic pitch: :func:`.options.pitch_frame`).
     fragment : int array (n,)
         Fragment id per voxel (-1: none).
     first, second : int arrays (m,)
@@ -59,6 +58,9 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
         Touching voxel pairs between different fragments (indices into
         ``coords``); those of pair ``i`` are where ``{fragment[a], fragment[b]}``
         is ``{first[i], second[i]}``. Every pair must have at least one.
+    window : float
+        Radius, in the units of ``coords``, around the contact in which each
+        fragment's direction is fitted.
     tree : scipy.spatial.cKDTree, optional
         A tree over ``coords``, if the caller has one.
 
@@ -85,7 +87,7 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     centres = sums / (2.0 * np.bincount(which, minlength=keys.size))[:, None]
     for i, key in enumerate(pair_key):
         centre = centres[np.searchsorted(keys, key)]
-        near = np.asarray(tree.query_ball_point(centre, BEND_WINDOW), dtype=np.int64)
+        near = np.asarray(tree.query_ball_point(centre, window), dtype=np.int64)
         directions = []
         for frag in (first[i], second[i]):
             points = coords[near[fragment[near] == frag]] - centre

@@ -17,16 +17,17 @@ Label convention
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from ..columns import CLASS_NAMES, NUM_CLASSES
-from .absorb import absorb_across_classes, reconnect_tracks
+from ..defaults import BEND_WINDOW_CM
+from .absorb import absorb_events
 from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
-from .options import (OptionalSpec, ThresholdSpec, host_coords, resolve_optional,  # noqa: F401
-                      resolve_thresholds, step_options)
+from .options import (OptionalSpec, ThresholdSpec, host_coords, lengths_in_units,  # noqa: F401
+                      pitch_frame, resolve_optional, resolve_thresholds, step_options)
 from .postprocess import postprocess_segment
 from .spine_compat import spine_segment
 
@@ -88,11 +89,13 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
                    mode: str = "fast", backend: str = "auto", *,
                    at_least_one_seed: bool = False,
                    refine_iterations: int = 0, merge_p: OptionalSpec = None,
-                   connect_radius: OptionalSpec = None, connect_p: OptionalSpec = None,
-                   absorb_radius: Optional[float] = None, absorb_p: Optional[float] = None,
+                   connect_radius_cm: OptionalSpec = None, connect_p: OptionalSpec = None,
+                   absorb_radius_cm: Optional[float] = None, absorb_p: Optional[float] = None,
                    connect_max_bend: Optional[float] = None,
-                   reconnect_after_absorb: bool = False,
-                   coords: Optional[torch.Tensor] = None) -> torch.Tensor:
+                   reconnect_after_absorb: bool = False, bend_window_cm: float = BEND_WINDOW_CM,
+                   coords: Optional[torch.Tensor] = None,
+                   voxel_cm: Optional[Union[float, Sequence[float]]] = None,
+                   **renamed: None) -> torch.Tensor:
     """Cluster every (event, class) of a batch with greedy seeds (paper sec. II.C).
 
     Parameters
@@ -133,24 +136,32 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
     merge_p : per-class optional float
         ``fast`` only: merge clusters whose centroid has ``p > merge_p``
         under the other's kernel. ``None`` (or a class left out): off.
-    connect_radius, connect_p : per-class optional float
-        ``fast`` only, needs ``coords``: split clusters into fragments
-        connected within ``connect_radius`` voxels, re-join touching fragments
-        whose centroids pass ``p > connect_p``. Off where ``connect_p`` is None.
-    absorb_radius, absorb_p : float, optional
-        ``fast`` only, needs ``coords``: per event, a cluster touching (within
-        ``absorb_radius``) a larger cluster of another class joins it when its
+    connect_radius_cm, connect_p : per-class optional float
+        ``fast`` only, needs ``coords`` and ``voxel_cm``: split clusters into
+        fragments connected within ``connect_radius_cm`` (cm), re-join touching
+        fragments whose centroids pass ``p > connect_p``. Off where ``connect_p`` is None.
+    absorb_radius_cm, absorb_p : float, optional
+        ``fast`` only, needs ``coords`` and ``voxel_cm``: per event, a cluster touching
+        (within ``absorb_radius_cm``) a larger cluster of another class joins it when its
         centroid has ``p > absorb_p`` under the larger's kernel: undoes
         segmentation errors (:mod:`.absorb`). Off when ``absorb_p`` is None.
-    connect_max_bend : float, optional
+    connect_max_bend, bend_window_cm : float, optional
         Degrees: touching fragments that bend by more than this where they
-        meet are not joined by the connectivity step (:mod:`.bend`). None: no veto.
+        meet are not joined by the connectivity step (:mod:`.bend`; directions
+        fitted within ``bend_window_cm`` of the contact). None: no veto.
     reconnect_after_absorb : bool
         After the absorb step, run the connectivity step again on each
         connected class's clusters (:func:`.absorb.reconnect_tracks`). Does
         nothing while the absorb step is off.
     coords : torch.Tensor (N, 3), optional
-        Voxel coordinates (voxel units), for the connectivity and absorb steps.
+        Voxel coordinates (voxel indices), for the connectivity and absorb steps.
+    voxel_cm : float or sequence of 3 floats, optional
+        The voxel pitch of these events (``ImageMeta.voxel_cm``), which the
+        steps' cm distances are converted with; needed with ``coords``. An
+        anisotropic pitch scales the coordinates per axis.
+    **renamed
+        ``connect_radius``, ``absorb_radius``: the old names, in voxels; only
+        None is accepted (a number raises, naming the cm option).
 
     Returns
     -------
@@ -166,10 +177,14 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         raise ValueError(f"min_cluster_size must be >= 1, got {min_cluster_size}")
     s0_values, p0_values = resolve_thresholds(s0, p0)
     _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
-    steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p, connect_radius,
-                          connect_p, absorb_radius, absorb_p, connect_max_bend,
-                          reconnect_after_absorb)
+    steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p, connect_radius_cm,
+                          connect_p, absorb_radius_cm, absorb_p, connect_max_bend,
+                          reconnect_after_absorb, bend_window_cm, **renamed)
     coords_np = host_coords(coords, steps, embeddings.shape[0])
+    unit_cm = None
+    if coords_np is not None:  # distances are compared in the coordinates' units
+        coords_np, unit_cm = pitch_frame(coords_np, voxel_cm)
+    steps = lengths_in_units(steps, unit_cm)
     device = embeddings.device
     n = embeddings.shape[0]
     embeddings = embeddings.detach()
@@ -223,9 +238,11 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         sorted_labels[part] = np.where(local >= 0, local + offset, -1)
         next_id[event] = offset + count
     if steps["absorb_p"] is not None and segments:
-        sorted_labels = _absorb_events(sorted_labels, segments, coords_sorted, emb_sorted,
-                                       margin_sorted, sem_np[order], steps,
-                                       int(min_cluster_size))
+        if isinstance(emb_sorted, torch.Tensor):
+            emb_sorted = emb_sorted.detach().double().cpu().numpy()
+            margin_sorted = margin_sorted.detach().double().cpu().numpy()
+        sorted_labels = absorb_events(sorted_labels, segments, coords_sorted, emb_sorted,
+                                      margin_sorted, sem_np[order], steps, int(min_cluster_size))
     labels = np.full(n, -1, dtype=np.int64)
     labels[order] = sorted_labels
     return torch.from_numpy(labels).to(device)
@@ -254,34 +271,6 @@ def cluster_event_arrays(embeddings: np.ndarray, margins: np.ndarray, seediness:
     return labels
 
 
-def _absorb_events(sorted_labels: np.ndarray, segments, coords: np.ndarray, emb, margins,
-                   semantics: np.ndarray, steps: Dict, min_cluster_size: int) -> np.ndarray:
-    """:func:`.absorb.absorb_across_classes` on each event (its segments are contiguous),
-    then :func:`.absorb.reconnect_tracks` if enabled (its pieces below
-    ``min_cluster_size`` are dissolved, as everywhere)."""
-    if isinstance(emb, torch.Tensor):
-        emb = emb.detach().double().cpu().numpy()
-        margins = margins.detach().double().cpu().numpy()
-    out = sorted_labels.copy()
-    starts: Dict[int, int] = {}
-    stops: Dict[int, int] = {}
-    for start, stop, event, _ in segments:
-        starts.setdefault(event, start)
-        stops[event] = stop
-    for event, start in starts.items():
-        part = slice(start, stops[event])
-        out[part], units = absorb_across_classes(
-            coords[part], emb[part], margins[part], sorted_labels[part], semantics[part],
-            steps["absorb_radius"], steps["absorb_p"], return_units=True)
-        if steps["reconnect_after_absorb"]:
-            out[part] = drop_small(
-                reconnect_tracks(coords[part], emb[part], margins[part], out[part],
-                                 semantics[part], units, steps["connect_radius"],
-                                 steps["connect_p"], steps["connect_max_bend"]),
-                min_cluster_size)[0]
-    return out
-
-
 def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], steps: Dict,
                  c: int) -> np.ndarray:
     """The enabled :mod:`.postprocess` steps for class ``c`` on one segment."""
@@ -294,7 +283,8 @@ def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], 
         margins = margins.detach().double().cpu().numpy()
     return postprocess_segment(emb, margins, local, steps["refine_iterations"],
                                steps["merge_p"][c], coords, steps["connect_radius"][c],
-                               steps["connect_p"][c], steps["connect_max_bend"])
+                               steps["connect_p"][c], steps["connect_max_bend"],
+                               steps["bend_window"])
 
 
 class SPICEClusterer:
@@ -310,12 +300,13 @@ class SPICEClusterer:
     mode : {"fast", "spine"}
     at_least_one_seed : bool
     refine_iterations : int
-    merge_p, connect_radius, connect_p : per-class optional floats
-        The post-steps of :mod:`.postprocess` (see :func:`cluster_events`).
-    absorb_radius, absorb_p : float, optional
-        The cross-class step of :mod:`.absorb`.
-    connect_max_bend : float, optional
+    merge_p, connect_radius_cm, connect_p : per-class optional floats
+        The post-steps of :mod:`.postprocess` (see :func:`cluster_events`; cm).
+    absorb_radius_cm, absorb_p : float, optional
+        The cross-class step of :mod:`.absorb` (cm).
+    connect_max_bend, bend_window_cm : float, optional
     reconnect_after_absorb : bool
+    **renamed
         See :func:`cluster_events`.
     enabled : bool
         When False, calling returns all -1 (the chain may keep the stage but
@@ -331,10 +322,11 @@ class SPICEClusterer:
                  min_cluster_size: int = 1, assign_leftovers: bool = True,
                  mode: str = "fast", enabled: bool = True, at_least_one_seed: bool = False,
                  refine_iterations: int = 0,
-                 merge_p: OptionalSpec = None, connect_radius: OptionalSpec = None,
-                 connect_p: OptionalSpec = None, absorb_radius: Optional[float] = None,
+                 merge_p: OptionalSpec = None, connect_radius_cm: OptionalSpec = None,
+                 connect_p: OptionalSpec = None, absorb_radius_cm: Optional[float] = None,
                  absorb_p: Optional[float] = None, connect_max_bend: Optional[float] = None,
-                 reconnect_after_absorb: bool = False):
+                 reconnect_after_absorb: bool = False, bend_window_cm: float = BEND_WINDOW_CM,
+                 **renamed: None):
         if mode not in MODES:
             raise ValueError(f"clusterer mode must be one of {MODES}, got '{mode}'")
         if int(min_cluster_size) < 1:
@@ -347,8 +339,9 @@ class SPICEClusterer:
         # Validated here; the SPICE stage builds its clusterer with the chain, so a bad
         # block fails before the first event.
         self.steps = step_options(mode, at_least_one_seed, refine_iterations, merge_p,
-                                   connect_radius, connect_p, absorb_radius, absorb_p,
-                                   connect_max_bend, reconnect_after_absorb)
+                                   connect_radius_cm, connect_p, absorb_radius_cm, absorb_p,
+                                   connect_max_bend, reconnect_after_absorb, bend_window_cm,
+                                   **renamed)
 
     @property
     def needs_coords(self) -> bool:
@@ -357,8 +350,10 @@ class SPICEClusterer:
 
     def __call__(self, embeddings: torch.Tensor, margins: torch.Tensor, seediness: torch.Tensor,
                  semantics: torch.Tensor, batch_ids: torch.Tensor,
-                 coords: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Instance label per voxel; see :func:`cluster_events`."""
+                 coords: Optional[torch.Tensor] = None,
+                 voxel_cm: Optional[Union[float, Sequence[float]]] = None) -> torch.Tensor:
+        """Instance label per voxel; see :func:`cluster_events` (``voxel_cm``: the
+        events' ``ImageMeta.voxel_cm``, needed when :attr:`needs_coords`)."""
         if not self.enabled:
             _check_inputs(embeddings, margins, seediness, semantics, batch_ids)
             return torch.full((embeddings.shape[0],), -1, dtype=torch.long,
@@ -366,7 +361,7 @@ class SPICEClusterer:
         return cluster_events(embeddings, margins, seediness, semantics, batch_ids,
                               s0=self.s0, p0=self.p0, min_cluster_size=self.min_cluster_size,
                               assign_leftovers=self.assign_leftovers, mode=self.mode,
-                              coords=coords if self.needs_coords else None,
+                              coords=coords if self.needs_coords else None, voxel_cm=voxel_cm,
                               at_least_one_seed=bool(self.steps["min_seeds"]),
                               **{k: v for k, v in self.steps.items() if k != "min_seeds"})
 
@@ -382,8 +377,11 @@ class SPICEClusterer:
                 f"assign_leftovers={self.assign_leftovers}, enabled={self.enabled}, "
                 f"s0={self.s0}, p0={self.p0}, at_least_one_seed={bool(self.steps['min_seeds'])}, "
                 f"refine_iterations={self.steps['refine_iterations']}, "
-                f"merge_p={self.steps['merge_p']}, connect_radius={self.steps['connect_radius']}, "
-                f"connect_p={self.steps['connect_p']}, absorb_radius={self.steps['absorb_radius']}, "
+                f"merge_p={self.steps['merge_p']}, "
+                f"connect_radius_cm={self.steps['connect_radius_cm']}, "
+                f"connect_p={self.steps['connect_p']}, "
+                f"absorb_radius_cm={self.steps['absorb_radius_cm']}, "
                 f"absorb_p={self.steps['absorb_p']}, "
                 f"connect_max_bend={self.steps['connect_max_bend']}, "
+                f"bend_window_cm={self.steps['bend_window_cm']}, "
                 f"reconnect_after_absorb={self.steps['reconnect_after_absorb']})")

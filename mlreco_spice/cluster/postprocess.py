@@ -24,6 +24,10 @@ here fix that with the same Gaussian kernels, in this order:
    angle (:mod:`.bend`) stay apart even when the embeddings agree: two
    particles touching at a vertex or a crossing.
 
+Distances here are in the units of the coordinates given (voxels; cm for an
+anisotropic pitch): the clusterer converts its cm settings
+(:func:`.options.lengths_in_units`).
+
 :func:`refine_labels` keeps the candidates' seed-order ids (a candidate that
 loses every voxel leaves a gap the caller closes); :func:`merge_overlapping`
 and :func:`connect_fragments` renumber 0..K-1 by the segment position (the
@@ -219,23 +223,27 @@ def _log(p: float) -> float:
 
 def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
                       labels: np.ndarray, radius: float, connect_p: float,
-                      max_bend: Optional[float] = None) -> np.ndarray:
+                      max_bend: Optional[float] = None,
+                      bend_window: Optional[float] = None) -> np.ndarray:
     """Split clusters into spatially connected fragments, re-join those that agree.
 
     Parameters
     ----------
     coords : array (n, 3)
-        Voxel coordinates (voxel units).
+        Voxel coordinates, in units where distance is isotropic (voxels, or cm:
+        :func:`.options.pitch_frame`).
     emb, margins, labels
         As in :func:`refine_labels`.
     radius : float
-        Voxels at distance ``<= radius`` touch.
+        Voxels at distance ``<= radius`` (units of ``coords``) touch.
     connect_p : float
         Touching fragments merge when either centroid has ``p > connect_p``
         under the other's kernel (0: every touching pair merges).
     max_bend : float, optional
         Degrees. Touching fragments that bend by more than this where they
         meet stay apart whatever ``connect_p`` says (:mod:`.bend`); None: no veto.
+    bend_window : float, optional
+        The veto's window (units of ``coords``); needed with ``max_bend``.
 
     Returns
     -------
@@ -244,6 +252,8 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
     """
     from scipy.spatial import cKDTree
 
+    if max_bend is not None and bend_window is None:
+        raise ValueError("max_bend needs bend_window (the veto's window, units of coords)")
     labels = np.asarray(labels, dtype=np.int64)
     n = labels.size
     if n == 0 or labels.max() < 0:
@@ -266,7 +276,7 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         linked = _kernel_overlap(centres, sigma, fa, fb) > _log(connect_p)
         fa, fb = fa[linked], fb[linked]
         if max_bend is not None and fa.size:
-            bend = bend_angles(coords, fragment, fa, fb, a[~same], b[~same], tree)
+            bend = bend_angles(coords, fragment, fa, fb, a[~same], b[~same], bend_window, tree)
             straight = ~(bend > max_bend)  # NaN (no direction): no veto
             fa, fb = fa[straight], fb[straight]
     component = _union_labels(k, fa, fb)
@@ -278,11 +288,13 @@ def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray
                         coords: Optional[np.ndarray] = None,
                         connect_radius: Optional[float] = None,
                         connect_p: Optional[float] = None,
-                        max_bend: Optional[float] = None) -> np.ndarray:
+                        max_bend: Optional[float] = None,
+                        bend_window: Optional[float] = None) -> np.ndarray:
     """Apply the enabled steps (module docstring) to one sorted segment's labels.
 
     ``merge_p`` None skips step 2; ``connect_p`` None skips step 3 (which
-    then needs ``coords`` and ``connect_radius``).
+    then needs ``coords`` and ``connect_radius``, and ``bend_window`` with
+    ``max_bend``; lengths in the units of ``coords``).
     """
     labels = refine_labels(emb, margins, labels, refine_iterations)
     if merge_p is not None:
@@ -291,5 +303,5 @@ def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray
         if coords is None or connect_radius is None:
             raise ValueError("connect_p needs voxel coordinates and connect_radius")
         labels = connect_fragments(coords, emb, margins, labels, connect_radius, connect_p,
-                                   max_bend)
+                                   max_bend, bend_window)
     return labels

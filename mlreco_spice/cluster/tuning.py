@@ -15,10 +15,11 @@ tuned; ``mode="spine"`` thresholds are not tuned here.
 
 The clusterer's steps beyond the paper (``at_least_one_seed``,
 ``refine_iterations``, ``merge_p``: :mod:`.postprocess`) are applied at every
-grid point with the values given. When ``connect_radius`` is given, a second
+grid point with the values given. When ``connect_radius_cm`` is given, a second
 pass tunes ``connect_p`` per class at the chosen ``(s0, p0)``, with "off"
-(``None``) as one of the candidates; events then need ``coords``. When
-``absorb_radius`` is given, a last pass picks ``absorb_p`` (cross-class,
+(``None``) as one of the candidates; events then need ``coords`` and
+``voxel_cm`` (their pitch: distances are in cm). When
+``absorb_radius_cm`` is given, a last pass picks ``absorb_p`` (cross-class,
 :mod:`.absorb`) from :data:`ABSORB_P_GRID` by the mean over classes of the
 mean ARI, clustering whole events with everything else fixed.
 """
@@ -33,10 +34,10 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..columns import CLASS_NAMES, class_indices
-from ..defaults import PAPER_THRESHOLDS
+from ..defaults import BEND_WINDOW_CM, PAPER_THRESHOLDS
 from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, with_singletons
 from .kernels import drop_small, greedy_levels, log_threshold
-from .options import step_options
+from .options import in_units, pitch_frame, step_options
 from .postprocess import connect_fragments, postprocess_segment
 
 __all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "threshold_grid",
@@ -102,8 +103,11 @@ class _Segment:
         self.emb = np.asarray(event["embeddings"], dtype=np.float64)[order]
         self.margins = np.asarray(event["margins"], dtype=np.float64).reshape(-1)[order]
         self.seeds = seediness[order]
-        self.coords = np.asarray(event["coords"], dtype=np.float64)[order] \
-            if "coords" in event else None
+        self.coords, self.unit_cm = None, None
+        if "coords" in event and event.get("voxel_cm") is not None:
+            # In isotropic units of unit_cm cm (distances are set in cm).
+            self.coords, self.unit_cm = pitch_frame(
+                np.asarray(event["coords"], dtype=np.float64)[order], event.get("voxel_cm"))
 
     def levels(self, s0_desc: np.ndarray, p0: float, options: Mapping) -> np.ndarray:
         """Greedy labels (one row per ``s0`` in ``s0_desc``), post-steps 1-2 applied."""
@@ -137,15 +141,17 @@ def _grid_scores(segment: _Segment, grids: Dict[str, np.ndarray], options: Mappi
     return out
 
 
-def _connect_scores(segment: _Segment, s0: float, p0: float, radius: float,
+def _connect_scores(segment: _Segment, s0: float, p0: float, radius_cm: float,
                     options: Mapping) -> np.ndarray:
     """Scores (3 metrics, len(CONNECT_P_GRID)) at fixed thresholds."""
     labels = segment.levels(np.array([s0]), p0, options)[0]
+    radius = in_units(radius_cm, segment.unit_cm)
+    window = in_units(options["bend_window_cm"], segment.unit_cm)
     out = np.empty((len(METRICS), len(CONNECT_P_GRID)))
     for k, connect_p in enumerate(CONNECT_P_GRID):
         found = labels if connect_p is None or not labels.size else \
             connect_fragments(segment.coords, segment.emb, segment.margins, labels, radius,
-                              connect_p, options["max_bend"])
+                              connect_p, options["max_bend"], window)
         out[:, k] = segment.scores(found, options["min_cluster_size"])
     return out
 
@@ -166,10 +172,11 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                     classes: Optional[Sequence] = None, progress: bool = True, *,
                     min_true_size: int = DEFAULT_MIN_TRUE_SIZE, min_cluster_size: int = 1,
                     assign_leftovers: bool = True, at_least_one_seed: bool = False,
-                    refine_iterations: int = 0, merge_p=None, connect_radius=None,
-                    absorb_radius: Optional[float] = None,
+                    refine_iterations: int = 0, merge_p=None, connect_radius_cm=None,
+                    absorb_radius_cm: Optional[float] = None,
                     connect_max_bend: Optional[float] = None,
-                    reconnect_after_absorb: bool = False) -> Dict:
+                    reconnect_after_absorb: bool = False,
+                    bend_window_cm: float = BEND_WINDOW_CM) -> Dict:
     """Grid-search ``s0`` in [0, 1] and ``p0`` in [0, 0.6] per class (then ``connect_p``).
 
     Parameters
@@ -179,7 +186,8 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         :data:`EVENT_KEYS`: ``embeddings (N, D)``, ``margins (N,)``,
         ``seediness (N,)``, ``semantics (N,)`` (class used for clustering),
         ``truth_instance (N,)``, ``truth_semantic (N,)``; plus ``coords (N, 3)``
-        when ``connect_radius`` is set.
+        (voxel indices) and ``voxel_cm`` (the event's pitch, ``ImageMeta.voxel_cm``)
+        when ``connect_radius_cm`` or ``absorb_radius_cm`` is set.
     step : float
         Grid step for both thresholds.
     metric : {"ari", "purity", "efficiency"}
@@ -192,14 +200,14 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         Show a progress bar over events.
     min_true_size, min_cluster_size, assign_leftovers
         As in the metrics and the clusterer.
-    at_least_one_seed, refine_iterations, merge_p, connect_radius
+    at_least_one_seed, refine_iterations, merge_p, connect_radius_cm
         The clusterer's options (:func:`mlreco_spice.cluster.cluster_events`),
-        held fixed; ``connect_radius`` (per class) turns on the ``connect_p`` pass.
-    absorb_radius : float, optional
-        Turns on the ``absorb_p`` pass (events are then kept in memory).
-    connect_max_bend, reconnect_after_absorb
-        Held fixed: the bend veto in the ``connect_p`` and ``absorb_p`` passes,
-        the reconnect step in the ``absorb_p`` pass.
+        held fixed; ``connect_radius_cm`` (per class, cm) turns on the ``connect_p`` pass.
+    absorb_radius_cm : float, optional
+        cm; turns on the ``absorb_p`` pass (events are then kept in memory).
+    connect_max_bend, reconnect_after_absorb, bend_window_cm
+        Held fixed: the bend veto (and its window, cm) in the ``connect_p`` and
+        ``absorb_p`` passes, the reconnect step in the ``absorb_p`` pass.
 
     Returns
     -------
@@ -215,12 +223,14 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     grids = threshold_grid(step)
     wanted = class_indices(classes) if classes is not None else list(range(len(CLASS_NAMES)))
     # Same parsing and checks as the clusterer, before the grid search rather than after it.
-    steps = step_options("fast", at_least_one_seed, refine_iterations, merge_p, connect_radius,
-                         None, absorb_radius, None, connect_max_bend, reconnect_after_absorb)
-    merge, radius = steps["merge_p"], steps["connect_radius"]
+    steps = step_options("fast", at_least_one_seed, refine_iterations, merge_p, connect_radius_cm,
+                         None, absorb_radius_cm, None, connect_max_bend, reconnect_after_absorb,
+                         bend_window_cm)
+    merge, radius = steps["merge_p"], steps["connect_radius_cm"]
     options = [{"assign_leftovers": bool(assign_leftovers), "min_seeds": int(bool(at_least_one_seed)),
                 "refine_iterations": int(refine_iterations), "merge_p": merge[c],
-                "min_cluster_size": int(min_cluster_size), "max_bend": steps["connect_max_bend"]}
+                "min_cluster_size": int(min_cluster_size), "max_bend": steps["connect_max_bend"],
+                "bend_window_cm": steps["bend_window_cm"]}
                for c in range(len(CLASS_NAMES))]
     from tqdm import tqdm
 
@@ -231,12 +241,12 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     n_events = 0
     for index, event in enumerate(tqdm(events, desc="tune", unit="event", disable=not progress)):
         _check_event(index, event)
-        if (absorb_radius is not None or any(radius[c] is not None for c in wanted)) \
-                and "coords" not in event:
-            raise ValueError(f"tuning event {index} lacks 'coords' (needed with connect_radius "
-                             "or absorb_radius)")
+        if (absorb_radius_cm is not None or any(radius[c] is not None for c in wanted)) \
+                and ("coords" not in event or event.get("voxel_cm") is None):
+            raise ValueError(f"tuning event {index} lacks 'coords' or 'voxel_cm' (needed with "
+                             "connect_radius_cm or absorb_radius_cm)")
         n_events += 1
-        if absorb_radius is not None:
+        if absorb_radius_cm is not None:
             kept.append(event)
         for c in wanted:
             segment = _Segment(event, c, min_true_size)
@@ -271,14 +281,15 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                                   "n_events": len(stack)}
         result["tuned"].append(name)
     result["absorb_p"] = None
-    if absorb_radius is not None:
+    if absorb_radius_cm is not None:
         clusterer = dict(s0=result["s0"], p0=result["p0"], connect_p=result["connect_p"],
-                         connect_radius=connect_radius, merge_p=merge_p,
+                         connect_radius_cm=connect_radius_cm, merge_p=merge_p,
                          refine_iterations=refine_iterations, at_least_one_seed=at_least_one_seed,
                          min_cluster_size=min_cluster_size, assign_leftovers=assign_leftovers,
                          connect_max_bend=connect_max_bend,
-                         reconnect_after_absorb=reconnect_after_absorb)
-        result["absorb_p"], scores = _tune_absorb(kept, clusterer, float(absorb_radius),
+                         reconnect_after_absorb=reconnect_after_absorb,
+                         bend_window_cm=bend_window_cm)
+        result["absorb_p"], scores = _tune_absorb(kept, clusterer, float(absorb_radius_cm),
                                                   min_true_size, wanted)
         for name, value in scores.items():
             result["scores"][name] = value
@@ -286,7 +297,7 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     return result
 
 
-def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius: float,
+def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius_cm: float,
                  min_true_size: int, wanted: Sequence[int]):
     """``absorb_p`` from :data:`ABSORB_P_GRID` maximising the mean over classes of mean ARI."""
 
@@ -300,8 +311,9 @@ def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius: float,
         for event in events:
             labels = cluster_event_arrays(event["embeddings"], event["margins"],
                                           event["seediness"], event["semantics"],
-                                          event["coords"], absorb_radius=radius,
-                                          absorb_p=absorb_p, **clusterer)
+                                          event["coords"], voxel_cm=event["voxel_cm"],
+                                          absorb_radius_cm=radius_cm, absorb_p=absorb_p,
+                                          **clusterer)
             for row in evaluate_event(event["truth_instance"], labels, event["truth_semantic"],
                                       min_true_size, classes=names):
                 rows[row["class"]].append(row)
@@ -338,7 +350,7 @@ def write_thresholds(path: str, result: Mapping) -> None:
 
     ``connect_p`` is written only when some class uses it (``null``: off). The
     file is usable as ``predict.thresholds``; :class:`SPICEClusterer` takes it
-    as keyword arguments (with ``connect_radius`` from the config).
+    as keyword arguments (with ``connect_radius_cm`` from the config).
     """
     import yaml
 

@@ -97,7 +97,7 @@ def _cluster_flags(t: Translation, key: str) -> None:
         "add_particle_info": "instance classes come from particle_product when it is given",
         "clean_data": "always on here: a voxel shared by particles gets one instance "
                       "(class match, then energy; parsers/cluster.py)",
-        "break_clusters": "instances are kept whole here; clusterer.connect_radius splits "
+        "break_clusters": "instances are kept whole here; clusterer.connect_radius_cm splits "
                           "predicted clusters into connected pieces instead",
     }
     t.unmapped_keys({f"{key}.{flag}": note for flag, note in notes.items()})

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 from torch import nn
@@ -80,6 +80,7 @@ class SPICE(nn.Module):
         # A buffer, so the length the weights were trained with travels with them.
         self.register_buffer("norm_length", torch.tensor(float(net["norm_length"])))
         self.image_size = float(net["image_size"] or net["norm_length"])
+        self.voxel_cm: Optional[Tuple[float, float, float]] = None  # set per batch by the chain
         self.clusterer_cfg = dict(block["clusterer"])
         from ..cluster import SPICEClusterer  # the clusterer has no ME dependency
 
@@ -89,7 +90,8 @@ class SPICE(nn.Module):
             raise ConfigError(
                 f"model.modules.spice.clusterer: {err}. A thresholds file tuned with the "
                 "connectivity or absorb steps (e.g. weights/thresholds.yaml) needs the "
-                "clusterer block of chain_configs/predict.yaml (connect_radius, absorb_radius)"
+                "clusterer block of chain_configs/predict.yaml (connect_radius_cm, "
+                "absorb_radius_cm)"
             ) from None
 
         unet = net["uresnet"]
@@ -114,6 +116,11 @@ class SPICE(nn.Module):
         if float(image_size) <= 0:
             raise ValueError(f"image_size must be > 0, got {image_size}")
         self.image_size = float(image_size)
+
+    def set_voxel_cm(self, voxel_cm: Optional[Tuple[float, float, float]]) -> None:
+        """Set the voxel pitch (cm per axis, the batch's ``ImageMeta.voxel_cm``) that the
+        clusterer's distances in cm are converted with; None where the batch has no meta."""
+        self.voxel_cm = None if voxel_cm is None else tuple(float(v) for v in voxel_cm)
 
     def seediness_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the seediness decoder and head."""
@@ -213,4 +220,4 @@ class SPICE(nn.Module):
     def _cluster(self, out: Dict[str, torch.Tensor], semantics: torch.Tensor,
                  batch_ids: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         return self._clusterer(out["embeddings"], out["margins"], out["seediness"],
-                               semantics, batch_ids, coords=coords)
+                               semantics, batch_ids, coords=coords, voxel_cm=self.voxel_cm)
