@@ -15,6 +15,10 @@ truth: clusters spanning classes count):
 ``full_chain``            uresnet + SPICE on predicted classes (semantic errors count)
 ``full_chain_no_absorb``  the full chain's outputs clustered without the absorb and
                           reconnect steps: what the cross-class steps add or cost
+``full_chain_spine_clusterer``  the full chain's outputs clustered by SPINE 1.4.3's
+                          ``SPICEClusterer`` (shipped s0/p0, no extra steps; skipped when
+                          ``spine`` is not installed): its time per event is reported
+                          beside the shipped clusterer's (``clusterer_timing``)
 
 ``spice_paper_seeds``     the true-semantics outputs clustered with the paper's seed search
                           alone (``--paper-thresholds``): what the clusterer's extra steps add
@@ -66,10 +70,11 @@ from mlreco_spice.sim.version import check_simulated_file
 
 # A script beside its helper module: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy_methods import no_absorb_options, run_networks  # noqa: E402
-from accuracy_report import (CURVE_STYLES, PAPER_SEEDS, PAPER_TABLE_III, floor_checks,  # noqa: E402
-                             training_seconds, write_csv, json_safe, pick_failures, plot_curve,
-                             report_markdown, summarize_methods)
+from accuracy_methods import no_absorb_options, run_networks, spine_clusterer  # noqa: E402
+from accuracy_report import (CURVE_STYLES, PAPER_SEEDS, PAPER_TABLE_III,  # noqa: E402
+                             clusterer_timing, floor_checks, training_seconds, write_csv,
+                             json_safe, pick_failures, plot_curve, report_markdown,
+                             summarize_methods)
 
 log = logging.getLogger("accuracy")
 
@@ -306,10 +311,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             values = load_thresholds(args.paper_thresholds)
             paper = {"s0": values.get("s0"), "p0": values.get("p0")}
+        spine = spine_clusterer(engines["full_chain"].cfg)
+        if spine is None:
+            log.warning("spine is not installed: no SPINE clusterer rows or timing")
         result = run_networks(engines, iter_items(cfgs["full_chain"], files, args.events),
                               args.events, min_true_size, dbscan["params"], progress,
                               paper_thresholds=paper, dbscan_coords=coords["params"],
-                              no_absorb=no_absorb_options(engines["full_chain"].cfg))
+                              no_absorb=no_absorb_options(engines["full_chain"].cfg), spine=spine)
         lap("evaluation")
         if result["n_events"] < args.events:
             log.warning("only %d test events available (asked for %d)", result["n_events"],
@@ -325,6 +333,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "min_true_size": min_true_size, "ari_threshold": threshold,
                   "dbscan": dbscan, "dbscan_coordinates": coords, "summaries": summaries,
                   "checks": floor_checks(summaries, result["rows"]),
+                  "clusterer_timing": clusterer_timing(result["particles"]),
                   "paper_table_iii": PAPER_TABLE_III, "failures": [], "timings": timings}
         write_report(out, report)  # kept if a later step (displays, curve) fails
         if args.failures:

@@ -14,11 +14,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from accuracy_report import DBSCAN_COORDS, NO_ABSORB, ORACLE, PAPER_SEEDS
+from accuracy_report import DBSCAN_COORDS, NO_ABSORB, ORACLE, PAPER_SEEDS, SPINE_CLUSTERER
 from mlreco_spice.columns import NUM_CLASSES
 from mlreco_spice.errors import UserError
 
-__all__ = ["score_rows", "no_absorb_options", "run_networks"]
+__all__ = ["score_rows", "no_absorb_options", "spine_clusterer", "spine_cluster", "run_networks"]
 
 
 def score_rows(method: str, pred: Any, clusters: np.ndarray, forward_s: float, cluster_s: float,
@@ -46,19 +46,64 @@ def no_absorb_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
     return dict(block, absorb_p=None, reconnect_after_absorb=False)
 
 
+def spine_clusterer(cfg: Dict[str, Any]) -> Optional[Any]:
+    """SPINE 1.4.3's ``SPICEClusterer`` with the shipped clusterer's ``s0``/``p0``,
+    ``min_cluster_size`` and ``assign_leftovers`` (``cfg`` with its thresholds applied, as an
+    InferenceEngine's); None when the ``spine`` package is not installed."""
+    from mlreco_spice.cluster import resolve_thresholds
+    from mlreco_spice.cluster.spine_compat import make_spine_clusterer
+
+    block = cfg["model"]["modules"]["spice"]["clusterer"]
+    s0, p0 = resolve_thresholds(block.get("s0"), block.get("p0"))
+    try:
+        return make_spine_clusterer(s0, p0, int(block["min_cluster_size"]),
+                                    bool(block["assign_leftovers"]))
+    except ImportError:
+        return None
+
+
+def spine_cluster(clusterer: Any, pred: Any) -> Tuple[np.ndarray, float]:
+    """SPINE's clusterer on one event's network outputs: labels (-1 on rows SPICE did
+    not process) and the seconds of its call alone.
+
+    Its inputs are converted to SPINE's ``TensorBatch`` before the clock starts (as in
+    ``benchmarks/cluster_speed.py``), so the time favours SPINE, if anything, against
+    the shipped clusterer's (which includes its own conversions).
+    """
+    import torch
+
+    from mlreco_spice.cluster.spine_compat import spine_inputs, spine_labels
+
+    ran = np.isfinite(pred.margins) & (pred.semantics >= 0) & (pred.semantics < NUM_CLASSES)
+    labels = np.full(len(pred.margins), -1, dtype=np.int64)
+    if not ran.any():
+        return labels, 0.0
+    args, order = spine_inputs(*(torch.as_tensor(np.ascontiguousarray(a[ran])) for a in (
+        pred.embeddings, pred.margins, pred.seediness, pred.semantics)),
+        torch.zeros(int(ran.sum()), dtype=torch.long))
+    tick = time.perf_counter()
+    clusts, _ = clusterer(*args)
+    seconds = time.perf_counter() - tick
+    labels[ran] = spine_labels(clusts, order).numpy()
+    return labels, seconds
+
+
 def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total: int,
                  min_true_size: int, dbscan_params: Optional[Dict[str, Dict]] = None,
                  progress: bool = True, desc: str = "events",
                  paper_thresholds: Optional[Dict[str, Any]] = None,
                  dbscan_coords: Optional[Dict[str, Any]] = None,
-                 no_absorb: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                 no_absorb: Optional[Dict[str, Any]] = None,
+                 spine: Optional[Any] = None) -> Dict[str, Any]:
     """Run every engine (and DBSCAN) once per event; rows, particle rows, confusion matrix,
     event count.
 
     ``paper_thresholds`` (``s0``, ``p0``) re-cluster the true-semantics outputs with
     the paper's procedure for the :data:`PAPER_SEEDS` rows; ``dbscan_coords``
     (``eps``, ``min_samples``) gives the :data:`DBSCAN_COORDS` rows; ``no_absorb``
-    (clusterer keywords) re-clusters the full chain's outputs for the :data:`NO_ABSORB` rows.
+    (clusterer keywords) re-clusters the full chain's outputs for the :data:`NO_ABSORB` rows;
+    ``spine`` (:func:`spine_clusterer`) clusters them again for the :data:`SPINE_CLUSTERER`
+    rows, timed beside the shipped clusterer on the same events.
     """
     from tqdm import tqdm
 
@@ -103,6 +148,9 @@ def run_networks(engines: Dict[str, Any], items: Iterator[Dict[str, Any]], total
                     pred.embeddings, pred.margins, pred.seediness, pred.semantics, pred.coords,
                     voxel_cm=pred.voxel_cm, **no_absorb), pred.forward_time_s,
                     time.perf_counter() - tick)
+            if method == "full_chain" and spine is not None:
+                labels, seconds = spine_cluster(spine, pred)
+                score(SPINE_CLUSTERER, pred, labels, pred.forward_time_s, seconds)
             if method == "full_chain" and pred.semantics_pred is not None:
                 ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
                 np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)

@@ -22,8 +22,10 @@ from mlreco_spice.atomic import atomic_path, atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 
 __all__ = ["PAPER_TABLE_III", "PAPER_FRAC_ARI_ABOVE", "FLOOR_CLASSES", "ARI_TOLERANCE", "METHODS",
-           "ORACLE", "PAPER_SEEDS", "DBSCAN_COORDS", "NO_ABSORB", "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference", "report_markdown",
-           "json_safe", "pick_failures", "write_csv", "training_seconds", "plot_curve"]
+           "ORACLE", "PAPER_SEEDS", "DBSCAN_COORDS", "NO_ABSORB", "SPINE_CLUSTERER",
+           "CURVE_STYLES", "summarize_methods", "floor_checks", "paired_difference",
+           "clusterer_timing", "report_markdown", "json_safe", "pick_failures", "write_csv",
+           "training_seconds", "plot_curve"]
 
 #: Paper Table III (purity, efficiency, ARI) and the abstract's 90 % of rows with ARI > 0.92.
 PAPER_TABLE_III = {"HIP": (0.9824, 0.9843, 0.9743), "MIP": (0.9783, 0.9809, 0.9612),
@@ -36,8 +38,9 @@ ORACLE = "spice_truth_centroids"
 PAPER_SEEDS = "spice_paper_seeds"
 DBSCAN_COORDS = "dbscan_coordinates"
 NO_ABSORB = "full_chain_no_absorb"
+SPINE_CLUSTERER = "full_chain_spine_clusterer"
 METHODS = (DBSCAN_COORDS, "dbscan", PAPER_SEEDS, "spice_true_semantics", NO_ABSORB, "full_chain",
-           ORACLE)
+           SPINE_CLUSTERER, ORACLE)
 TITLES = {"dbscan": "DBSCAN per true class (tuned on validation)",
           DBSCAN_COORDS: "DBSCAN on coordinates alone, no semantics (one eps and min_samples "
                          "tuned on validation for the particle-level ARI)",
@@ -47,6 +50,8 @@ TITLES = {"dbscan": "DBSCAN per true class (tuned on validation)",
                        "merging or connectivity; thresholds tuned for it)",
           "spice_true_semantics": "SPICE, true semantics (clustering stage alone)",
           "full_chain": "Full chain, predicted semantics (uresnet + SPICE)",
+          SPINE_CLUSTERER: "Full chain's network outputs clustered by SPINE 1.4.3's "
+                           "SPICEClusterer (shipped s0/p0, none of the extra steps)",
           ORACLE: "Diagnostic: SPICE embeddings assigned to the true centroids (needs truth; "
                   "the best any kernel clustering of these embeddings could do)"}
 #: The methods on the accuracy-vs-training curve: line style and legend label.
@@ -95,6 +100,27 @@ def paired_difference(rows: Sequence[Dict[str, Any]], candidate: str, reference:
         return math.nan, math.nan, 0
     stderr = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else math.nan
     return float(diff.mean()), stderr, int(diff.size)
+
+
+def clusterer_timing(particle_rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """The shipped clusterer's time per event (``full_chain``) beside SPINE's
+    (:data:`SPINE_CLUSTERER`), over the events both clustered: ``n_events``,
+    ``{shipped,spine}_{mean,median}_s`` and ``ratio`` (shipped mean / SPINE mean; goal of
+    issue 18: <= 1). Empty without SPINE rows."""
+    times: Dict[str, Dict[Tuple, float]] = {"full_chain": {}, SPINE_CLUSTERER: {}}
+    for r in particle_rows:
+        if r["method"] in times and math.isfinite(float(r["cluster_time_s"])):
+            times[r["method"]][(r["file"], r["entry"])] = float(r["cluster_time_s"])
+    keys = sorted(set(times["full_chain"]) & set(times[SPINE_CLUSTERER]))
+    if not keys:
+        return {}
+    out: Dict[str, Any] = {"n_events": len(keys)}
+    for name, method in (("shipped", "full_chain"), ("spine", SPINE_CLUSTERER)):
+        values = np.array([times[method][k] for k in keys])
+        out[f"{name}_mean_s"], out[f"{name}_median_s"] = float(values.mean()), float(np.median(values))
+    out["ratio"] = out["shipped_mean_s"] / out["spine_mean_s"] if out["spine_mean_s"] > 0 \
+        else math.nan
+    return out
 
 
 def floor_checks(summaries: Dict[str, Dict[str, Any]],
@@ -185,6 +211,19 @@ def report_markdown(result: Dict[str, Any]) -> str:
                       f"(paper: {PAPER_FRAC_ARI_ABOVE:.2f}). Mean per event: network "
                       f"{_fmt(summary['all']['mean_forward_time_s'])} s, clustering "
                       f"{_fmt(summary['all']['mean_cluster_time_s'])} s."]
+    timing = result.get("clusterer_timing")
+    if timing:
+        lines += ["", "## Clusterer time per event: shipped vs SPINE 1.4.3", "",
+                  f"The full chain's network outputs on the same {timing['n_events']} events, "
+                  "clustered by the config's clusterer (the shipped one: all its steps) "
+                  "and by SPINE's `SPICEClusterer` with the same s0/p0 (its inputs converted "
+                  "before its clock starts). Goal (issue 18): shipped no slower.", "",
+                  "| clusterer | mean (ms) | median (ms) |", "|---|---|---|",
+                  f"| shipped | {timing['shipped_mean_s'] * 1e3:.1f} | "
+                  f"{timing['shipped_median_s'] * 1e3:.1f} |",
+                  f"| SPINE 1.4.3 | {timing['spine_mean_s'] * 1e3:.1f} | "
+                  f"{timing['spine_median_s'] * 1e3:.1f} |", "",
+                  f"Shipped / SPINE (means): {timing['ratio']:.2f}x."]
     lines += ["", "## Floor checks (HIP, MIP, Shower)", ""]
     for key, check in result["checks"].items():
         detail = "; ".join(f"{n} {_fmt(v['candidate'])} vs {_fmt(v['reference'])}"

@@ -154,7 +154,8 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
     for r in rows:
         by_method.setdefault(r["method"], set()).add((r["entry"], r["class"]))
     methods = {"dbscan", "dbscan_coordinates", "spice_paper_seeds", "spice_true_semantics",
-               "full_chain", "full_chain_no_absorb", "spice_truth_centroids"}
+               "full_chain", "full_chain_no_absorb", "full_chain_spine_clusterer",
+               "spice_truth_centroids"}
     assert set(by_method) == methods
     # Same events, same truth: every method is scored on the same (event, class) rows.
     assert len({frozenset(v) for v in by_method.values()}) == 1
@@ -168,6 +169,17 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_events"] == 3 and summary["dbscan"]["n_events"] == 2
+    # The shipped clusterer's time per event beside SPINE's, on the same events.
+    timing = summary["clusterer_timing"]
+    assert timing["n_events"] == 3
+    for name in ("shipped", "spine"):
+        times = [float(r["cluster_time_s"]) for r in particles
+                 if r["method"] == {"shipped": "full_chain",
+                                    "spine": "full_chain_spine_clusterer"}[name]]
+        assert timing[f"{name}_mean_s"] == pytest.approx(np.mean(times), rel=1e-4)  # CSV digits
+        assert timing[f"{name}_median_s"] > 0
+    assert timing["ratio"] == pytest.approx(timing["shipped_mean_s"] / timing["spine_mean_s"])
+    assert "## Clusterer time per event: shipped vs SPINE 1.4.3" in printed
     assert summary["dbscan_coordinates"]["params"]["eps"] in (1.5, 3.0)
     for method in methods:
         mine = [float(r["particle_ari"]) for r in particles
