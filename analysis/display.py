@@ -95,7 +95,8 @@ def event_figure(event: Any):
         # Hover data as binary float32 (not JSON text); the voxel index only in the energy
         # view, and the class as text only when the trace mixes classes.
         kinds = np.unique(classes[mask])
-        label = "%{text}" if len(kinds) > 1 else str(kinds[0])
+        # An empty trace (an event with no voxels) has no class to name.
+        label = "%{text}" if len(kinds) > 1 else (str(kinds[0]) if len(kinds) else "")
         if view == 0:
             custom = np.column_stack([energy[mask], event.coords[mask]]).astype(np.float32)
             hover = (f"voxel (%{{customdata[1]}}, %{{customdata[2]}}, %{{customdata[3]}})<br>"

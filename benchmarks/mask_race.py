@@ -86,8 +86,9 @@ METHODS = {PAPER_SEEDS: "seed search", ORACLE: "truth centroids"}
 WINNER_CLASSES = ("HIP", "MIP", "Shower")
 #: The paper's seed search alone (issue 17, "Definitions"), as clusterer keywords.
 SEED_SEARCH = {"mode": "fast", "at_least_one_seed": True, "assign_leftovers": True,
-               "refine_iterations": 0, "merge_p": None, "connect_radius": None, "connect_p": None,
-               "connect_max_bend": None, "absorb_radius": None, "absorb_p": None,
+               "refine_iterations": 0, "merge_p": None, "connect_radius_cm": None,
+               "connect_p": None, "connect_max_bend": None, "absorb_radius_cm": None,
+               "absorb_p": None,
                "reconnect_after_absorb": False}
 #: Settings that must match for a rerun to continue the race in the same --out.
 SETTINGS = ("train", "val", "iterations", "batch", "val_events", "norm_length", "device",

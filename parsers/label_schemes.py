@@ -197,8 +197,12 @@ def records_in_scheme(records: Iterable[EventRecord], scheme: str) -> Iterator[E
 def semantic_links(schema: Dict[str, dict]) -> Dict[str, Tuple[Optional[str], Optional[str]]]:
     """Semantic producers of a dataset schema and the cluster/particle producers beside them.
 
-    The ``semantics_product`` of every ``cluster3d`` entry (a ``sparse3d``
-    entry reading the same product, e.g. ``seg_label``, sees it relabelled too).
+    The ``semantics_product`` of every ``cluster3d`` entry, and every semantic
+    product a ``sparse3d`` entry reads (its name holds ``sem``, the rule of
+    :func:`parsers.validate.default_semantic_products`; e.g. uresnet's
+    ``seg_label`` when no cluster3d entry is there), the latter with no
+    cluster/particle producer (no PDG split of tracks unless a cluster3d entry
+    names the particle table).
     """
     links: Dict[str, Tuple[Optional[str], Optional[str]]] = {}
     for entry in schema.values():
@@ -207,6 +211,12 @@ def semantic_links(schema: Dict[str, dict]) -> Dict[str, Tuple[Optional[str], Op
             particles = entry.get("particle_product")
             links[name] = (producer_name(entry["cluster_product"], "cluster3d"),
                            producer_name(particles, "particle") if particles else None)
+    for entry in schema.values():
+        if entry.get("parser") == "sparse3d":
+            for product in entry.get("products") or ():
+                name = producer_name(product, "sparse3d")
+                if "sem" in name.lower():
+                    links.setdefault(name, (None, None))
     return links
 
 

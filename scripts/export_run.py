@@ -37,7 +37,7 @@ from mlreco_spice.errors import UserError  # noqa: E402
 
 log = logging.getLogger("export_run")
 
-_LOG_HEADER = ("| exported (UTC) | stage | iterations | event passes | CPU hours (process) |\n"
+_LOG_HEADER = ("| exported (UTC) | stage | iterations | event passes | core-hours (steps) |\n"
                "|---|---|---|---|---|\n")
 _LOG_TITLE = "## Stretches"
 
@@ -73,9 +73,15 @@ def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, 
     rows = read_train_log(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() \
         else []
     stretch = _stretch_rows(rows, before, iteration)
-    cpu_hours = sum(float(r["time_s"]) for r in stretch) * world / 3600.0
+    # Core-hours of the training steps: each step's wall time (train_log.csv time_s) times
+    # the processes that ran it, one core each; start-up and checkpoint writes left out.
+    core_hours = sum(float(r["time_s"]) for r in stretch) * world / 3600.0
     files = cfg["io"]["dataset"]["files"]
-    sim = read_simulation_info(files[0]) if files and str(files[0]).endswith(".h5") else None
+    try:
+        sim = read_simulation_info(files[0]) if files else None
+    except (UserError, OSError) as err:  # a glob or a file h5py cannot open: say so, go on
+        log.warning("simulator version of %s not recorded: %s", files[0], err)
+        sim = None
     record = {
         "stage": stage,
         "iteration": iteration,
@@ -84,21 +90,21 @@ def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, 
         "lr": float(rows[-1]["lr"]) if rows else None,
         "events_per_iteration": batch,
         "event_passes": iteration * batch,
-        "cpu_hours": round(float((previous or {}).get("cpu_hours", 0.0)) + cpu_hours, 3),
+        "core_hours": round(float((previous or {}).get("core_hours", 0.0)) + core_hours, 3),
         "simulator": sim,
         "checkpoint": str(checkpoint),
         "config": cfg,
     }
     atomic_write_text(record_path, yaml.safe_dump(record, sort_keys=False))
     _log_stretch(out / "README.md", stage, before, iteration, (iteration - before) * batch,
-                 cpu_hours)
+                 core_hours)
     log.info("exported %s (iteration %d of %d, %d event passes) to %s", checkpoint, iteration,
              total, iteration * batch, out / f"{stage}.pt")
     return record
 
 
 def _log_stretch(readme: Path, stage: str, before: int, iteration: int, passes: int,
-                 cpu_hours: float) -> None:
+                 core_hours: float) -> None:
     """Append this stretch to the README's log (the table is created when absent)."""
     text = readme.read_text() if readme.is_file() else "# Long training run\n"
     if _LOG_TITLE not in text:
@@ -106,7 +112,7 @@ def _log_stretch(readme: Path, stage: str, before: int, iteration: int, passes: 
     if iteration == before:
         return atomic_write_text(readme, text)
     stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    row = f"| {stamp} | {stage} | {before}–{iteration} | {passes:,} | {cpu_hours:.2f} |\n"
+    row = f"| {stamp} | {stage} | {before}–{iteration} | {passes:,} | {core_hours:.2f} |\n"
     atomic_write_text(readme, text.rstrip("\n") + "\n" + row)
 
 

@@ -38,18 +38,23 @@ DATA=$(realpath "$DATA")
 RUN=$(realpath "$RUN")
 [ -f "$DATA/train.h5" ] || $BIN/mlreco-spice simulate -o "$DATA/train.h5" -n "$N_TRAIN" --seed 1
 [ -f "$DATA/val.h5" ]   || $BIN/mlreco-spice simulate -o "$DATA/val.h5" -n "$N_VAL" --seed 2
-# Files left by an older simulator version would train on events that no longer exist:
-# stop, naming both versions (delete them to re-simulate).
-$BIN/python -m mlreco_spice.sim.version "$DATA/train.h5" "$DATA/val.h5"
+# Files left by an older simulator version (or made with other seeds or sizes) would train
+# on other events: stop, naming both (delete them to re-simulate).
+$BIN/python -m mlreco_spice.sim.check_files "$DATA/train.h5" --seed 1 --size 512 --events "$N_TRAIN"
+$BIN/python -m mlreco_spice.sim.check_files "$DATA/val.h5" --seed 2 --size 512 --events "$N_VAL"
 
 stage() {  # stage NAME CONFIG ITERATIONS [--set ...]
   local name=$1 config=$2 iterations=$3 dir="$RUN/$1" start=()
   shift 3
   if ls "$dir"/checkpoint-*.pt >/dev/null 2>&1; then
     start=(--resume)
-  elif [ -f "$EXPORT/$name.pt" ]; then
-    echo "[train-default] $dir holds no run: restarting $name from $EXPORT/$name.pt"
-    start=(--restart-from "$EXPORT/$name.pt")
+  else
+    # A run stopped before its first checkpoint left only its log: start it again.
+    [ -f "$dir/train_log.csv" ] && start=(--overwrite)
+    if [ -f "$EXPORT/$name.pt" ]; then
+      echo "[train-default] $dir holds no checkpoint: restarting $name from $EXPORT/$name.pt"
+      start+=(--restart-from "$EXPORT/$name.pt")
+    fi
   fi
   OMP_NUM_THREADS=1 $BIN/torchrun --nproc_per_node "$NPROC" -m mlreco_spice train -c "$config" \
       --set "io.dataset.files=[$DATA/train.h5]" --set "train.output_dir=$dir" \
@@ -71,8 +76,8 @@ $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weight
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds_paper.yaml \
     --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null --set "$LABELS" \
     --set model.modules.spice.clusterer.at_least_one_seed=false --set model.modules.spice.clusterer.refine_iterations=0 \
-    --set model.modules.spice.clusterer.merge_p=null --set model.modules.spice.clusterer.connect_radius=null \
-    --set model.modules.spice.clusterer.absorb_radius=null \
+    --set model.modules.spice.clusterer.merge_p=null --set model.modules.spice.clusterer.connect_radius_cm=null \
+    --set model.modules.spice.clusterer.absorb_radius_cm=null \
     --set model.modules.spice.clusterer.connect_max_bend=null \
     --set model.modules.spice.clusterer.reconnect_after_absorb=false
 echo "default model written to weights/ (stages from $EXPORT/)"

@@ -100,3 +100,19 @@ def test_browser_check_catches_errors_and_blank_pages(tmp_path):
     result = check_html(page, tmp_path / "bad.png")
     assert result.blank and len(result.errors) == 2
     assert "boom" in result.errors[0] and "Uncaught ReferenceError" in result.errors[1]
+
+
+def test_figure_of_an_event_without_voxels():
+    """A skipped event is written empty: its display must still draw (it used to raise)."""
+    import dataclasses
+
+    event = make_event()
+    keep = np.zeros(event.n_voxels, dtype=bool)
+    empty = dataclasses.replace(
+        event, coords=event.coords[keep], features=event.features[keep],
+        semantics=event.semantics[keep], clusters=event.clusters[keep],
+        embeddings=event.embeddings[keep], margins=event.margins[keep],
+        seediness=event.seediness[keep], semantics_pred=event.semantics_pred[keep],
+        truth_instance=event.truth_instance[keep], truth_semantic=event.truth_semantic[keep])
+    fig = event_figure(empty)
+    assert all(len(trace.x) == 0 for trace in fig.data)

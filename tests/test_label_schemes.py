@@ -87,6 +87,13 @@ def test_schema_links():
     assert semantic_links(schema) == {"semantics": ("pcluster", "pcluster")}
     del schema["clust_label"]["particle_product"]
     assert semantic_links(schema) == {"semantics": ("pcluster", None)}
+    # A segmentation-only schema (uresnet_train.yaml): its label is relabelled too.
+    uresnet = {"data": {"parser": "sparse3d", "products": ["sparse3d_data"]},
+               "seg_label": {"parser": "sparse3d", "products": ["sparse3d_semantics"]}}
+    assert semantic_links(uresnet) == {"semantics": (None, None)}
+    out = relabel_event(_record(), "spine", ShapeMapping(), semantic_links(uresnet))
+    assert out.sparse3d["semantics"].values.tolist() == [MIP] * 4 + [SHOWER, MICHEL, DELTA,
+                                                                      UNLABELED]
 
 
 def test_unknown_scheme_refused():

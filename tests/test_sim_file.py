@@ -62,7 +62,7 @@ def test_file_records_the_simulator_version_seed_and_size(sim_file, capsys):
 
     info = check_simulated_file(sim_file, seed=5, size=128)
     assert info == {"version": SIM_VERSION, "seed": 5, "size": 128, "voxel_mm": 3.0,
-                    "n_events": 3, "first_event": 0}
+                    "n_events": 3, "first_event": 0, "labels": "pilarnet2020"}
     assert main(["simulate", "--stats", str(sim_file)]) == 0
     assert f"simulator version {SIM_VERSION}, seed 5, 128^3" in capsys.readouterr().out
 
@@ -98,12 +98,23 @@ def test_a_file_of_another_version_is_refused_naming_both(sim_file, tmp_path):
             check_simulated_file(old)
     with pytest.raises(DataError, match="seed 5 \\(wanted 6\\)"):
         check_simulated_file(sim_file, seed=6)
+    # A file in SPINE's shape codes is not read as ours.
+    with pytest.raises(DataError, match="labels pilarnet2020 \\(wanted spine\\)"):
+        check_simulated_file(sim_file, labels="spine")
     # The shell form used by scripts/train_default.sh.
-    done = subprocess.run([sys.executable, "-m", "mlreco_spice.sim.version", str(sim_file),
+    done = subprocess.run([sys.executable, "-m", "mlreco_spice.sim.check_files", str(sim_file),
                            str(old)], capture_output=True, text=True)
     assert done.returncode == 1
     assert f"version {SIM_VERSION + 1}" in done.stderr and "Traceback" not in done.stderr
     assert "seed 5" in done.stdout
+    # make train-default also checks the seed, size and length of the files it reuses.
+    other = subprocess.run([sys.executable, "-m", "mlreco_spice.sim.check_files", str(sim_file),
+                            "--seed", "1", "--size", "128"], capture_output=True, text=True)
+    assert other.returncode == 1 and "seed 5 (wanted 1)" in other.stderr
+    same = subprocess.run([sys.executable, "-m", "mlreco_spice.sim.check_files", str(sim_file),
+                           "--seed", "5", "--size", "128", "--events", "3"],
+                          capture_output=True, text=True)
+    assert same.returncode == 0, same.stderr
 
 
 def test_demo_and_accuracy_benchmark_refuse_an_older_file(sim_file, tmp_path):

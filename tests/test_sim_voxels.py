@@ -83,3 +83,22 @@ def test_no_spreading_by_default():
     thin = simulate_event(4, 0, ImageMeta.cube(128, 3.0))
     fat = simulate_event(4, 0, ImageMeta.cube(128, 3.0), settings=SimSettings(smear_cm=0.3))
     assert fat.sparse3d["data"].coords.shape[0] > 1.5 * thin.sparse3d["data"].coords.shape[0]
+
+
+def test_energy_per_voxel_pairs_data_and_semantics_by_voxel_not_by_position():
+    from mlreco_spice.sim.morphology import MorphologyAccumulator
+    from parsers.event import ClusterProduct, EventRecord, SparseProduct
+
+    meta = ImageMeta.cube(8, 3.0)
+    coords = np.array([[0, 0, 0], [0, 0, 1], [3, 3, 3]])
+    # The data product lists the voxels in another order and holds one more voxel.
+    data = SparseProduct(np.array([[3, 3, 3], [5, 5, 5], [0, 0, 1], [0, 0, 0]]),
+                         np.array([9.0, 7.0, 0.2, 0.4], np.float32), meta)
+    sem = SparseProduct(coords, np.array([MIP, MIP, 2], np.float32), meta)
+    record = EventRecord(sparse3d={"data": data, "semantics": sem},
+                         cluster3d={"pcluster": ClusterProduct([], [], meta)})
+    acc = MorphologyAccumulator()
+    acc.add(record, np.zeros(0, np.int64), "data", "semantics", "pcluster")
+    result = acc.result()
+    assert result["MIP"]["energy_median"] == pytest.approx(0.3)
+    assert result["Shower"]["energy_median"] == pytest.approx(9.0)

@@ -165,7 +165,7 @@ def simulate_file(path: Union[str, os.PathLike], n_events: int, seed: int = 0, s
         else:
             events = tqdm(events, total=n_events, desc="simulate", unit="ev")
     write_events(str(path), events,
-                 attrs=simulation_attrs(seed, size, voxel_mm, n_events, first_event))
+                 attrs=simulation_attrs(seed, size, voxel_mm, n_events, first_event, labels))
     log.info("wrote %d simulated events to %s (simulator version %d, seed %d, %d^3 voxels "
              "of %g mm)", n_events, path, SIM_VERSION, seed, size, voxel_mm)
     return str(path)

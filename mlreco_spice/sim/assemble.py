@@ -20,7 +20,7 @@ from .generator import KINDS, EventConfig, Primary, generate_primaries
 from .geometry import distance_to_wall, isotropic
 from .products import VoxelisedEvent, voxelise
 from .showers import CascadeSettings, simulate_cascades
-from .tracks import propagate_tracks
+from .tracks import DELTA_CUT_MEV, LANDAU_WIDTH, propagate_tracks
 
 __all__ = ["SimSettings", "InstanceTruth", "build_event", "make_particles"]
 
@@ -38,10 +38,10 @@ class SimSettings:
     #: Gaussian spread (cm) of each deposit segment, as drift diffusion would give.
     #: Off: PILArNet voxelises Geant4's true deposits, with no spread.
     smear_cm: float = 0.0
-    #: Moyal width of the per-step deposit (see :class:`.showers.CascadeSettings`).
-    landau_width: float = 0.3
+    #: Moyal width of the per-step deposit (see :data:`.tracks.LANDAU_WIDTH`).
+    landau_width: float = LANDAU_WIDTH
     #: Delta rays above this energy are explicit instances (Bethe restricted below it).
-    delta_cut_mev: float = 12.0
+    delta_cut_mev: float = DELTA_CUT_MEV
     #: Knock-on electrons above this energy (the critical energy) shower and are
     #: labelled Shower, below it Delta.
     delta_max_mev: float = physics.CRITICAL_ENERGY_MEV

@@ -25,7 +25,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 
 from mlreco_spice.columns import CLASS_NAMES, HIP, MIP, NUM_CLASSES
-from parsers.event import EventRecord
+from parsers.event import EventRecord, SparseProduct, linear_index
 
 __all__ = ["MIN_PARTICLE_VOXELS", "MIN_TRACK_VOXELS", "REAL_EVENT", "MorphologyAccumulator",
            "neighbour_counts", "voxels_per_length"]
@@ -81,6 +81,22 @@ def voxels_per_length(coords: np.ndarray) -> float:
     return float(points.shape[0] / (proj.max() - proj.min() + 1.0))
 
 
+def _matched(data: SparseProduct, semantics: SparseProduct) -> tuple:
+    """(energy, class) of the voxels both products hold, matched by voxel index
+    (files from elsewhere need not list the same voxels in the same order)."""
+    size = semantics.meta.size
+    sem_key = linear_index(semantics.coords, size)
+    order = np.argsort(sem_key, kind="stable")
+    sem_key = sem_key[order]
+    sem_class = np.asarray(semantics.values)[order].astype(np.int64)
+    if not sem_key.size:
+        return np.zeros(0), sem_class
+    data_key = linear_index(data.coords, size)
+    pos = np.minimum(np.searchsorted(sem_key, data_key), sem_key.size - 1)
+    hit = sem_key[pos] == data_key
+    return np.asarray(data.values, dtype=np.float64)[hit], sem_class[pos[hit]]
+
+
 class MorphologyAccumulator:
     """Pools the per-voxel and per-particle statistics of many events.
 
@@ -97,11 +113,10 @@ class MorphologyAccumulator:
             cluster: str) -> None:
         """Add one event; ``set_classes[i]`` is the majority class of cluster set ``i``."""
         sem = record.sparse3d[semantics]
-        energy = record.sparse3d[data].values if data in record.sparse3d else None
-        if energy is not None:
-            classes = sem.values.astype(np.int64)
+        if data in record.sparse3d:
+            energy, classes = _matched(record.sparse3d[data], sem)
             for c in range(NUM_CLASSES):
-                self._energies[c].append(np.asarray(energy[classes == c], dtype=np.float64))
+                self._energies[c].append(energy[classes == c])
         for coords, c in zip(record.cluster3d[cluster].coords, set_classes):
             if not 0 <= c < NUM_CLASSES or len(coords) < MIN_PARTICLE_VOXELS:
                 continue

@@ -21,7 +21,13 @@ import numpy as np
 from . import physics
 from .geometry import deflect, distance_to_wall, inside_box, walk
 
-__all__ = ["TrackResult", "propagate_track", "propagate_tracks"]
+__all__ = ["TrackResult", "propagate_track", "propagate_tracks", "DELTA_CUT_MEV", "LANDAU_WIDTH"]
+
+#: Delta rays above this energy are explicit instances (Bethe restricted below it).
+DELTA_CUT_MEV = 12.0
+#: Moyal width of the per-step deposit: thin (0.1 cm) steps of argon have a wide,
+#: skewed energy-loss distribution, which sets the median energy per voxel.
+LANDAU_WIDTH = 0.3
 
 # (K/2) (Z/A) rho: delta-ray yield constant, dN/dT/dx = C / (beta^2 T^2), MeV/cm.
 _DELTA_YIELD = 0.5 * 0.307075 * physics.LAR_Z_OVER_A * physics.LAR_DENSITY
@@ -66,8 +72,8 @@ class TrackResult:
 
 def propagate_track(rng: np.random.Generator, start: np.ndarray, direction: np.ndarray,
                     ke: float, mass: float, box_low: np.ndarray, box_high: np.ndarray, *,
-                    step_cm: float = 0.1, delta_cut_mev: float = 6.0,
-                    landau_width: float = 0.15) -> TrackResult:
+                    step_cm: float = 0.1, delta_cut_mev: float = DELTA_CUT_MEV,
+                    landau_width: float = LANDAU_WIDTH) -> TrackResult:
     """One track: :func:`propagate_tracks` with a single particle."""
     return propagate_tracks(rng, np.asarray(start, dtype=np.float64)[None],
                             np.asarray(direction, dtype=np.float64)[None], np.array([ke]),
@@ -77,8 +83,8 @@ def propagate_track(rng: np.random.Generator, start: np.ndarray, direction: np.n
 
 def propagate_tracks(rng: np.random.Generator, starts: np.ndarray, directions: np.ndarray,
                      kes: np.ndarray, masses: np.ndarray, box_low: np.ndarray,
-                     box_high: np.ndarray, *, step_cm: float = 0.1, delta_cut_mev: float = 6.0,
-                     landau_width: float = 0.15) -> List[TrackResult]:
+                     box_high: np.ndarray, *, step_cm: float = 0.1, delta_cut_mev: float = DELTA_CUT_MEV,
+                     landau_width: float = LANDAU_WIDTH) -> List[TrackResult]:
     """Propagate charged particles from their starts until they stop or leave the box.
 
     Parameters

@@ -15,16 +15,12 @@ Versions:
 2. Exact traversal of thin deposit segments (no spread), event composition
    re-tuned to Table I's pixel counts with thin tracks.
 
-Usage from a shell (exit status 1 and one line on stderr when a file is not
-of this version)::
-
-    python -m mlreco_spice.sim.version FILE [FILE ...]
+From a shell: ``python -m mlreco_spice.sim.check_files`` (:mod:`.check_files`).
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Dict, Optional, Union
 
 from mlreco_spice.errors import DataError
@@ -41,11 +37,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def simulation_attrs(seed: int, size: int, voxel_mm: float, n_events: int,
-                     first_event: int = 0) -> Dict[str, str]:
-    """File attributes recording how a simulated file was made."""
+                     first_event: int = 0, labels: str = "pilarnet2020") -> Dict[str, str]:
+    """File attributes recording how a simulated file was made (``labels``: the
+    label scheme of its semantic codes, parsers/label_schemes.py)."""
     record = {"version": SIM_VERSION, "seed": int(seed), "size": int(size),
               "voxel_mm": float(voxel_mm), "n_events": int(n_events),
-              "first_event": int(first_event)}
+              "first_event": int(first_event), "labels": str(labels)}
     return {SIM_ATTR: json.dumps(record, sort_keys=True)}
 
 
@@ -61,16 +58,23 @@ def read_simulation_info(path: PathLike) -> Optional[Dict[str, Any]]:
         raise DataError(f"cannot read {path} as an HDF5 file: {err}") from None
     if raw is None:
         return None
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    info = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    info.setdefault("labels", "pilarnet2020")  # files stamped before the scheme was recorded
+    return info
 
 
-def check_simulated_file(path: PathLike, **expected: Any) -> Dict[str, Any]:
+def check_simulated_file(path: PathLike, labels: Optional[str] = "pilarnet2020",
+                         **expected: Any) -> Dict[str, Any]:
     """Refuse a simulated file of another simulator version (or other settings).
 
     Parameters
     ----------
     path : str or PathLike
         A file written by :func:`mlreco_spice.sim.simulate_file`.
+    labels : str or None
+        The label scheme its semantic codes must be in (None: any); our own
+        scheme by default, since a file in SPINE's shape codes read as ours
+        would turn showers into HIPs.
     **expected
         Other record fields that must match (e.g. ``seed=3, size=512``).
 
@@ -92,6 +96,8 @@ def check_simulated_file(path: PathLike, **expected: Any) -> Dict[str, Any]:
         raise DataError(f"{path} was made by simulator version {found}, but this checkout "
                         f"simulates version {SIM_VERSION}: its events differ. Delete the file "
                         f"(or re-simulate it with `mlreco-spice simulate -o {path} --overwrite`)")
+    if labels is not None:
+        expected = dict(expected, labels=labels)
     wrong = {k: (info.get(k), v) for k, v in expected.items() if info.get(k) != v}
     if wrong:
         detail = ", ".join(f"{k} {have} (wanted {want})" for k, (have, want) in wrong.items())
@@ -107,22 +113,3 @@ def describe(info: Optional[Dict[str, Any]]) -> str:
     return (f"simulator version {info['version']}, seed {info['seed']}, {info['size']}^3 voxels "
             f"of {info['voxel_mm']:g} mm, events {info['first_event']}.."
             f"{info['first_event'] + info['n_events'] - 1}")
-
-
-def main(argv: Optional[list] = None) -> int:
-    """Check files from a shell script: exit 0 when all are of this version."""
-    paths = sys.argv[1:] if argv is None else argv
-    if not paths:
-        print("usage: python -m mlreco_spice.sim.version FILE [FILE ...]", file=sys.stderr)
-        return 2
-    for path in paths:
-        try:
-            print(f"{path}: {describe(check_simulated_file(path))}")
-        except DataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
