@@ -1,4 +1,4 @@
-"""Training loop: schedule, two-stage seediness freeze, checkpoints, resume, DDP.
+"""Training loop: two-stage seediness freeze, checkpoints, resume, DDP (schedule: schedule.py).
 
 :func:`train` is what ``mlreco-spice train`` calls. Outputs in
 ``train.output_dir``:
@@ -27,7 +27,6 @@ import os
 import random
 import signal
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -43,6 +42,7 @@ from .config import default_output_dir, dump_config
 from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
 from .sampling import IterationBatchSampler
+from .schedule import build_scheduler, restart_from_weights, resumed_cosine, warmup_factor
 from .training_log import SkipRecorder, TrainLog, scalar_terms
 
 log = logging.getLogger(__name__)
@@ -77,31 +77,6 @@ def build_optimizer(params, cfg: Dict[str, Any]) -> torch.optim.Optimizer:
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=0.9)
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Optional[Dict[str, Any]],
-                    iterations: int):
-    """Optional LR schedule from ``train.lr_schedule`` (stepped every iteration).
-
-    ``{name: step, step_size: N, gamma: g}``, ``{name: cosine}`` (to
-    ``min_lr``, default 0, over the run) or ``{name: exponential, gamma: g}``.
-    """
-    if not cfg:
-        return None
-    cfg = dict(cfg)
-    name = cfg.pop("name", None)
-    try:
-        if name == "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(cfg["step_size"]),
-                                                   gamma=float(cfg.get("gamma", 0.1)))
-        if name == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, iterations),
-                                                              eta_min=float(cfg.get("min_lr", 0.0)))
-        if name == "exponential":
-            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(cfg["gamma"]))
-    except KeyError as err:
-        raise UserError(f"train.lr_schedule '{name}' needs the key {err}") from None
-    raise UserError(f"train.lr_schedule.name '{name}' is not one of step, cosine, exponential")
 
 
 def _to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
@@ -167,55 +142,6 @@ def _clear_old_run(out: Path) -> None:
         if path.exists():
             log.info("removing %s of the previous run", path)
             path.unlink()
-
-
-def _resumed_cosine(optimizer: torch.optim.Optimizer, cfg: Dict[str, Any], start: int,
-                    planned: int, total: int):
-    """A cosine schedule for a run resumed with another length.
-
-    The checkpoint's schedule ends at ``planned``; past its end a cosine rises
-    again. The new one starts from the checkpoint's learning rate and anneals
-    to ``min_lr`` over the ``total - start`` iterations left, so the rate never
-    jumps back up.
-    """
-    lr = float(optimizer.param_groups[0]["lr"])
-    for group in optimizer.param_groups:
-        group["initial_lr"] = group["lr"]  # the new schedule's starting point
-    log.warning("train.iterations changed from %d (checkpoint) to %d: the cosine schedule now "
-                "goes from the checkpoint's learning rate %.3g to min_lr %.3g over the %d "
-                "iterations left", planned, total, lr, float(cfg.get("min_lr", 0.0)), total - start)
-    return build_scheduler(optimizer, cfg, total - start)
-
-
-def _restart(chain: Chain, scheduler, path: str, total: int) -> int:
-    """Load exported weights (or a checkpoint's model) and move the schedule to their iteration.
-
-    The optimiser's moments are not in an exported file: the caller warms the
-    learning rate up again (``train.restart_warmup``).
-    """
-    state = load_checkpoint(path, map_location="cpu")
-    load_state_into(chain, state["model"], f"--restart-from {path}", hint=config_hint(path, state))
-    start = int(state.get("iteration") or 0)
-    planned = state.get("total_iterations")
-    if planned and int(planned) != total:
-        log.warning("--restart-from %s: those weights were trained for a %d-iteration run, this "
-                    "run is %d long: the schedule is this run's, at iteration %d", path,
-                    int(planned), total, start)
-    if scheduler is not None:
-        with warnings.catch_warnings():
-            # Stepping the schedule with no optimiser step is the point here.
-            warnings.simplefilter("ignore", UserWarning)
-            for _ in range(min(start, total)):
-                scheduler.step()
-    log.info("restarting from %s at iteration %d of %d: model weights loaded, learning-rate "
-             "schedule and batch order continue from there, Adam's moments start afresh",
-             path, start, total)
-    return start
-
-
-def _warmup_factor(iteration: int, start: int, warmup: int) -> float:
-    """Linear ramp of the learning rate over the first ``warmup`` iterations after a restart."""
-    return 1.0 if warmup <= 0 else min(1.0, (iteration - start + 1) / warmup)
 
 
 def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
@@ -287,13 +213,13 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             state.get("config") or cfg, len(dataset), dist.world_size)
         if scheduler is not None and state.get("scheduler"):
             if planned != total and (tcfg.get("lr_schedule") or {}).get("name") == "cosine":
-                scheduler = _resumed_cosine(optimizer, tcfg["lr_schedule"], start, planned, total)
+                scheduler = resumed_cosine(optimizer, tcfg["lr_schedule"], start, planned, total)
             else:
                 scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"]["torch"])
         log.info("resuming from %s (iteration %d)", path, start)
     elif restart_from:
-        start = _restart(chain, scheduler, restart_from, total)
+        start = restart_from_weights(chain, scheduler, restart_from, total)
     warmup_until = start + int(tcfg["restart_warmup"]) if restart_from else start
     if start >= total:
         log.info("nothing to do: already at iteration %d of %d", start, total)
@@ -360,7 +286,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             outputs = wrapped.module(batch)
             terms = chain.compute_loss(batch, outputs)
             terms["loss"].backward()
-            warm = _warmup_factor(iteration, start, warmup_until - start) \
+            warm = warmup_factor(iteration, start, warmup_until - start) \
                 if iteration < warmup_until else 1.0
             for group in optimizer.param_groups:
                 group["lr"] *= warm

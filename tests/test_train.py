@@ -207,3 +207,25 @@ def test_restart_from_exported_weights_continues_schedule_with_warmup(tiny_files
     with pytest.raises(UserError, match="give one of them"):
         train(tiny_cfg(tiny_files, tmp_path / "again", iterations=20), resume=True,
               restart_from=str(weights), progress=False)
+
+
+def test_resume_mid_schedule_with_more_iterations_anneals_from_the_checkpoint_rate(tiny_files,
+                                                                                   tmp_path):
+    """Resumed from the middle of a cosine (not its end), a longer run never raises the rate."""
+    cosine = ["train.lr_schedule={name: cosine, min_lr: 0.0}", "train.checkpoint_every=5"]
+    out = tmp_path / "run"
+    train(tiny_cfg(tiny_files, out, iterations=10, extra=cosine), progress=False)
+    for late in list_checkpoints(out):
+        if late.name.endswith("0010.pt"):
+            late.unlink()   # as if stopped at iteration 5 of 10
+    at_five = load_checkpoint(list_checkpoints(out)[-1])
+    assert at_five["iteration"] == 5
+    first = {int(r["iteration"]): float(r["lr"]) for r in read_train_log(out / "train_log.csv")}
+    train(tiny_cfg(tiny_files, out, iterations=20, extra=cosine), resume=True, progress=False)
+    rows = [(int(r["iteration"]), float(r["lr"])) for r in read_train_log(out / "train_log.csv")]
+    resumed = [lr for it, lr in rows if it > 5]
+    assert len(resumed) == 15
+    # Starts where the 10-iteration cosine was at iteration 6, then only goes down.
+    assert resumed[0] == pytest.approx(first[6], rel=1e-5)
+    assert all(b <= a for a, b in zip(resumed, resumed[1:]))
+    assert resumed[-1] < 0.05 * resumed[0]
