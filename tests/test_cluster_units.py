@@ -89,9 +89,9 @@ def test_an_anisotropic_pitch_scales_each_axis():
 
 
 def test_the_old_voxel_names_are_refused_with_a_number():
-    with pytest.raises(ValueError, match="connect_radius was in voxels.*connect_radius_cm"):
+    with pytest.raises(ValueError, match="connect_radius' was in voxels.*connect_radius_cm"):
         SPICEClusterer(connect_radius=3.0, connect_p=0.1)
-    with pytest.raises(ValueError, match="absorb_radius was in voxels.*absorb_radius_cm"):
+    with pytest.raises(ValueError, match="absorb_radius' was in voxels.*absorb_radius_cm"):
         cluster_events(torch.zeros(1, 3), torch.ones(1), torch.ones(1), torch.zeros(1),
                        torch.zeros(1), absorb_radius=3.0)
     with pytest.raises(TypeError, match="unexpected clusterer option 'conect_radius_cm'"):

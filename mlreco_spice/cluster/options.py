@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from ..columns import CLASS_NAMES, NUM_CLASSES, class_index, per_class
-from ..defaults import BEND_WINDOW_CM, PAPER_THRESHOLDS
+from ..config_renames import renamed_message
+from ..defaults import BEND_WINDOW_CM, PAPER_THRESHOLDS, RENAMED_KEYS
 
 __all__ = ["ThresholdSpec", "OptionalSpec", "resolve_thresholds", "resolve_optional",
            "step_options", "host_coords", "pitch_frame", "in_units", "lengths_in_units",
@@ -108,9 +109,10 @@ def resolve_optional(name: str, values: OptionalSpec, low: float = 0.0,
     return out
 
 
+_CLUSTERER_KEY = ("model", "modules", "spice", "clusterer")
 #: Options renamed when the clusterer's distances moved from voxels to cm (issue 18):
-#: only None (step off, no unit) is accepted under the old name.
-RENAMED = {"connect_radius": "connect_radius_cm", "absorb_radius": "absorb_radius_cm"}
+#: only None (step off, no unit) is accepted under the old name. One table with the config's.
+RENAMED = RENAMED_KEYS[_CLUSTERER_KEY]
 
 
 def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
@@ -130,8 +132,7 @@ def step_options(mode: str, at_least_one_seed: bool, refine_iterations: int,
         if old not in RENAMED:
             raise TypeError(f"unexpected clusterer option '{old}'")
         if value is not None:
-            raise ValueError(f"{old} was in voxels; it is renamed {RENAMED[old]}, in cm "
-                             f"(3 voxels of 3 mm = 0.9 cm)")
+            raise ValueError(renamed_message(_CLUSTERER_KEY, old))
     # An old name given as None still turns its step off, as it did (the config does the same).
     if "connect_radius" in renamed:
         connect_radius_cm = None
