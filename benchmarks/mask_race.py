@@ -58,10 +58,7 @@ import logging
 import math
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import time
 from itertools import islice
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -76,6 +73,7 @@ from mlreco_spice.errors import UserError, run_script
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_methods import run_networks  # noqa: E402
 from accuracy_report import ORACLE, PAPER_SEEDS, json_safe, summarize_methods, write_csv  # noqa: E402
+from race_common import SEED_SEARCH, lock_settings, resolve_files, run_measured, scaled_freeze  # noqa: E402
 
 log = logging.getLogger("mask_race")
 
@@ -84,12 +82,6 @@ CONFIG = "spice_stage_train"
 CONTENDERS = ("lovasz", "lovasz_logit", "bce", "focal", "dice")
 METHODS = {PAPER_SEEDS: "seed search", ORACLE: "truth centroids"}
 WINNER_CLASSES = ("HIP", "MIP", "Shower")
-#: The paper's seed search alone (issue 17, "Definitions"), as clusterer keywords.
-SEED_SEARCH = {"mode": "fast", "at_least_one_seed": True, "assign_leftovers": True,
-               "refine_iterations": 0, "merge_p": None, "connect_radius_cm": None,
-               "connect_p": None, "connect_max_bend": None, "absorb_radius_cm": None,
-               "absorb_p": None,
-               "reconnect_after_absorb": False}
 #: Settings that must match for a rerun to continue the race in the same --out.
 SETTINGS = ("train", "val", "iterations", "batch", "val_events", "norm_length", "device",
             "overrides")
@@ -134,36 +126,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Resolve the files (one-line errors when missing) and check ``settings.json``."""
-    for name in ("train", "val"):
-        path = Path(getattr(args, name)).resolve()
-        if not path.is_file():
-            raise UserError(f"--{name}: file not found: {path}")
-        setattr(args, name, str(path))
+    resolve_files(args, ("train", "val"))
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} exists and is not a directory")
     args.out = str(out)
-    settings = {k: getattr(args, k) for k in SETTINGS}
-    path = out / "settings.json"
-    if path.is_file():
-        held = json.loads(path.read_text())
-        changed = [k for k in SETTINGS if held.get(k) != settings[k]]
-        if changed:
-            raise UserError(f"{out} holds a race with other settings ("
-                            + "; ".join(f"{k} {held.get(k)!r}, now {settings[k]!r}"
-                                        for k in changed) + "): use another --out")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(settings, indent=1) + "\n")
+    lock_settings(out, {k: getattr(args, k) for k in SETTINGS})
 
 
 def train_overrides(args: argparse.Namespace, name: str) -> List[str]:
     """The ``--set`` overrides of contender ``name``'s training run."""
     from mlreco_spice.config import load_config
 
-    base = load_config(CONFIG, [])["train"]
-    # The paper's two-stage schedule keeps its share of the run (800 of 3600).
-    freeze = round(args.iterations * base["freeze_seediness_iterations"] / base["iterations"])
+    freeze = scaled_freeze(load_config(CONFIG, [])["train"], args.iterations)
     sets = [f"io.dataset.files=[{args.train}]", f"io.loader.batch_size={args.batch}",
             f"train.iterations={args.iterations}", f"train.freeze_seediness_iterations={freeze}",
             f"train.checkpoint_every={max(1, math.ceil(args.iterations / 10))}",
@@ -174,26 +149,6 @@ def train_overrides(args: argparse.Namespace, name: str) -> List[str]:
     if args.device:
         sets.append(f"train.device={args.device}")
     return sets + list(args.overrides)
-
-
-def _run_measured(cmd: Sequence[str], console: Path) -> Tuple[int, float, float, bool]:
-    """Run ``cmd`` with one OpenMP thread; exit code, wall and CPU seconds of the process,
-    and whether Ctrl-C stopped it (it is then waited for, so its time is still counted)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    tick = time.perf_counter()
-    interrupted = False
-    with open(console, "ab") as out:
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=ROOT)
-        try:
-            # wait4: the CPU time of this child alone (several run at once).
-            _, status, usage = os.wait4(proc.pid, 0)
-        except KeyboardInterrupt:
-            interrupted = True
-            proc.send_signal(signal.SIGINT)  # the trainer saves a checkpoint and exits
-            _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), time.perf_counter() - tick, \
-        usage.ru_utime + usage.ru_stime, interrupted
 
 
 def train_contender(args: argparse.Namespace, name: str) -> Dict[str, Any]:
@@ -219,7 +174,7 @@ def train_contender(args: argparse.Namespace, name: str) -> Dict[str, Any]:
     log.info("%s: training %d iterations of %d events%s (console: %s)", name, args.iterations,
              args.batch, " (resumed)" if "--resume" in cmd else "", home / "train.out")
     home.mkdir(parents=True, exist_ok=True)
-    rc, wall, cpu, interrupted = _run_measured(cmd, home / "train.out")
+    rc, wall, cpu, interrupted = run_measured(cmd, home / "train.out")
     rows = read_train_log(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() else []
     last = max((int(r["iteration"]) for r in rows), default=0)
     attempts.append({"command": shlex.join(cmd), "exit_code": rc, "wall_s": wall, "cpu_s": cpu,

@@ -22,12 +22,12 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import torch
 
-from mlreco_spice.columns import (CLASS_NAMES, COORD_COLS, INSTANCE_COL, NUM_CLASSES,
+from mlreco_spice.columns import (COORD_COLS, INSTANCE_COL, NUM_CLASSES,
                                   SEMANTIC_COL, VALUE_COL)
 
 __all__ = ["spine_spice_block", "build_spine", "set_spine_seed_frozen", "spine_batch",

@@ -74,7 +74,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
 import yaml
 
 from mlreco_spice.atomic import atomic_write_text, check_output_dir
@@ -84,7 +83,8 @@ from mlreco_spice.errors import UserError, run_script
 # A script beside its helper modules: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import write_csv  # noqa: E402
-from mask_race import SEED_SEARCH, _run_measured  # noqa: E402
+from race_common import (SEED_SEARCH, lock_settings, resolve_files, run_measured,  # noqa: E402
+                         scaled_freeze)
 from race_report import RACE_COLUMNS, SIDES, race_markdown, race_rows  # noqa: E402
 
 log = logging.getLogger("train_vs_spine")
@@ -132,36 +132,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """Resolve the files (one-line errors when missing), check --out and ``settings.json``."""
-    for name in ("train", "val", "test"):
-        path = Path(getattr(args, name)).resolve()
-        if not path.is_file():
-            raise UserError(f"--{name}: file not found: {path}")
-        setattr(args, name, str(path))
+    resolve_files(args, ("train", "val", "test"))
     if args.test in (args.train, args.val):
         raise UserError("--test must differ from --train and --val: use an independent test set")
     check_output_dir(args.out, "--out")
     args.out = str(Path(args.out).resolve())
     if args.side:
         return
-    settings = {k: getattr(args, k) for k in SETTINGS}
-    path = Path(args.out) / "settings.json"
-    held = json.loads(path.read_text()) if path.is_file() else settings
-    changed = [k for k in SETTINGS if held.get(k) != settings[k]]
-    if changed:
-        raise UserError(f"{args.out} holds a race with other settings (" + "; ".join(
-            f"{k} {held.get(k)!r}, now {settings[k]!r}" for k in changed) + "): use another --out")
-    if not path.is_file():
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(settings, indent=1) + "\n")
+    lock_settings(Path(args.out), {k: getattr(args, k) for k in SETTINGS})
 
 
 def race_overrides(args: argparse.Namespace) -> List[str]:
     """Our config's ``--set`` list for the race (then the user's ``--set``)."""
     from mlreco_spice.config import load_config
 
-    base = load_config(CONFIG, [])["train"]
-    # The paper's two-stage schedule keeps its share of the run (800 of 3600), as in mask_race.py.
-    freeze = round(args.iterations * base["freeze_seediness_iterations"] / base["iterations"])
+    freeze = scaled_freeze(load_config(CONFIG, [])["train"], args.iterations)
     return [f"io.dataset.files=[{args.train}]", f"train.iterations={args.iterations}",
             f"train.freeze_seediness_iterations={freeze}",
             f"io.loader.batch_size={args.batch}", f"train.output_dir={Path(args.out) / 'ours'}",
@@ -244,7 +229,7 @@ def train_sides(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
             log.info("%s: training (console: %s)", side, Path(args.out) / side / "train.out")
         interrupted = False
         with ThreadPoolExecutor(len(group)) as pool:
-            futures = {s: pool.submit(_run_measured, cmds[s], Path(args.out) / s / "train.out")
+            futures = {s: pool.submit(run_measured, cmds[s], Path(args.out) / s / "train.out")
                        for s in group}
             try:
                 results = {s: f.result() for s, f in futures.items()}
