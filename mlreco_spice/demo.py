@@ -47,6 +47,20 @@ def _reusable_events(data: Path, n_events: int, size: int) -> bool:
     return True
 
 
+def _weights_mismatch(weights: Path) -> Optional[str]:
+    """A warning when the weights were trained on another simulator version than the
+    events the demo makes (weights record it since version 2; older ones do not)."""
+    from .checkpoint import load_checkpoint
+    from .sim.version import SIM_VERSION
+
+    trained = (load_checkpoint(weights).get("simulator") or {}).get("version")
+    if trained == SIM_VERSION:
+        return None
+    return (f"{weights} was trained on simulator version {trained or '1 (not recorded)'}, "
+            f"these events are version {SIM_VERSION}: expect poor accuracy until a model "
+            f"trained on version {SIM_VERSION} ships (README, 'The shipped model')")
+
+
 def run_demo(output: str, n_events: int = 20, size: int = 512) -> int:
     """Run the demo into ``output``; returns a process exit code."""
     from .cli import main as cli
@@ -65,9 +79,13 @@ def run_demo(output: str, n_events: int = 20, size: int = 512) -> int:
     code = cli(["simulate", "--stats", str(data)])
     if code:
         return code
-    if _shipped_weights() is None:
+    weights = _shipped_weights()
+    if weights is None:
         log.error("no shipped weights (weights/spice_default.pt): run `make train-default`")
         return 1
+    mismatch = _weights_mismatch(weights)
+    if mismatch:
+        log.warning("%s", mismatch)
     predictions = out / "predictions"
     predicted = predictions / f"{data.stem}_spice.h5"
     steps = (["predict", "-i", str(data), "-o", str(predictions), "--overwrite"],
@@ -83,6 +101,8 @@ def run_demo(output: str, n_events: int = 20, size: int = 512) -> int:
           f"  {out / 'evaluation'}/   cluster_metrics.csv, clusters.csv, pred_clusters.csv,\n"
           f"                           summary.md, summary.csv, *.png\n"
           f"  {out / 'display'}/      event display (HTML, PNG)")
+    if mismatch:
+        print(f"note: {mismatch}")
     return 0
 
 

@@ -126,17 +126,23 @@ def combine(stage_weights: List[str], config: str, output: Path,
     from mlreco_spice.checkpoint import FORMAT, load_checkpoint
     from mlreco_spice.config import load_config
 
+    import yaml
+
     sets = list(overrides or [])
-    iterations = {}
+    iterations, simulator = {}, None
     for path in stage_weights:
         stage = Path(path).stem
         sets.append(f"model.modules.{stage}.weights={Path(path).resolve()}")
         iterations[stage] = int(load_checkpoint(path).get("iteration") or 0)
+        record = Path(path).with_suffix(".yaml")
+        if record.is_file():
+            # The events the weights learnt from: make demo warns when they differ.
+            simulator = (yaml.safe_load(record.read_text()) or {}).get("simulator") or simulator
     cfg = load_config(config, sets)
     chain = Chain(cfg["model"])   # loads each stage's weights, naming any mismatch
     model = {k: (v.half() if v.is_floating_point() else v) for k, v in chain.state_dict().items()}
     payload = {"model": model, "config": cfg, "iteration": max(iterations.values()),
-               "stage_iterations": iterations, "format": FORMAT}
+               "stage_iterations": iterations, "simulator": simulator, "format": FORMAT}
     atomic_write(output, lambda stream: torch.save(payload, stream))
     log.info("joined %s into %s", ", ".join(stage_weights), output)
     return output

@@ -149,3 +149,17 @@ def test_demo_and_accuracy_benchmark_refuse_an_older_file(sim_file, tmp_path):
             accuracy.ensure_test_files(args)
     finally:
         accuracy.ROOT = saved
+
+
+def test_demo_warns_when_the_weights_learnt_from_another_simulator_version(tmp_path):
+    import torch
+
+    from mlreco_spice import demo
+    from mlreco_spice.checkpoint import FORMAT
+    from mlreco_spice.sim.version import SIM_VERSION
+
+    old, new = tmp_path / "old.pt", tmp_path / "new.pt"
+    torch.save({"model": {}, "format": FORMAT}, old)   # the version-1 default records nothing
+    torch.save({"model": {}, "format": FORMAT, "simulator": {"version": SIM_VERSION}}, new)
+    assert "version 1 (not recorded)" in demo._weights_mismatch(old)
+    assert demo._weights_mismatch(new) is None
