@@ -123,14 +123,10 @@ def _map_schema(t: Translation) -> None:
 
 def _map_io(t: Translation) -> None:
     map_loader_notes(t, "iotool")
-    name = t.take("iotool.dataset.name")
-    if name is not MISSING:
-        t.map("iotool.dataset.name", name, "io.dataset.format", "auto",
-              "larcv3, larcv2 ROOT and PILArNet-M are detected")
+    t.carry("iotool.dataset.name", "io.dataset.format", lambda _: "auto",
+            "larcv3, larcv2 ROOT and PILArNet-M are detected")
     for key in ("batch_size", "shuffle", "num_workers"):
-        value = t.take(f"iotool.{key}")
-        if value is not MISSING:
-            t.map(f"iotool.{key}", value, f"io.loader.{key}", value)
+        t.carry(f"iotool.{key}", f"io.loader.{key}")
     files = t.take("iotool.dataset.data_keys")
     if files:
         t.map("iotool.dataset.data_keys", files, "io.dataset.files",
@@ -145,16 +141,10 @@ def _map_trainval(t: Translation) -> None:
     for peer, ours in (("seed", "train.seed"), ("iterations", "train.iterations"),
                        ("checkpoint_step", "train.checkpoint_every"),
                        ("report_step", "train.log_every")):
-        value = t.take(f"trainval.{peer}")
-        if value is not MISSING:
-            t.map(f"trainval.{peer}", value, ours, int(value))
-    lr = t.take("trainval.learning_rate")
-    if lr is not MISSING:
-        t.map("trainval.learning_rate", lr, "train.optimizer.lr", float(lr))
-    prefix = t.take("trainval.weight_prefix")
-    if prefix is not MISSING:
-        t.map("trainval.weight_prefix", prefix, "train.output_dir",
-              posixpath.dirname(str(prefix)) or ".")
+        t.carry(f"trainval.{peer}", ours, int)
+    t.carry("trainval.learning_rate", "train.optimizer.lr", float)
+    t.carry("trainval.weight_prefix", "train.output_dir",
+            lambda prefix: posixpath.dirname(str(prefix)) or ".")
     notes = {"trainval.model_path": "lartpc_mlreco3d checkpoints are not read; SPINE 1.4.3 "
                                     "ones are (model.modules.spice.weights)",
              "trainval.gpus": "CUDA is used when present; train.device picks one",

@@ -83,9 +83,7 @@ def map_schema(t: Translation, where: str) -> None:
             for peer, mine in (("cluster_event", "cluster_product"),
                                ("sparse_semantics_event", "semantics_product"),
                                ("particle_event", "particle_product")):
-                value = t.take(f"{key}.{peer}")
-                if value is not MISSING:
-                    t.map(f"{key}.{peer}", value, f"{ours}.{mine}", value)
+                t.carry(f"{key}.{peer}", f"{ours}.{mine}")
             _cluster_flags(t, key)
         else:
             t.take(key)
@@ -107,44 +105,33 @@ def _map_io(t: Translation) -> None:
     loader = "io.loader"
     map_loader_notes(t, loader)
     for key in ("batch_size", "shuffle", "num_workers"):
-        value = t.take(f"{loader}.{key}")
-        if value is not MISSING:
-            t.map(f"{loader}.{key}", value, f"io.loader.{key}", value,
-                  "per process" if key == "batch_size" else "")
+        t.carry(f"{loader}.{key}", f"io.loader.{key}",
+                note="per process" if key == "batch_size" else "")
     files = t.take(f"{loader}.dataset.file_keys")
     if files:
         t.map(f"{loader}.dataset.file_keys", files, "io.dataset.files",
               [files] if isinstance(files, str) else list(files))
     elif files is not MISSING:
         t.unmapped(f"{loader}.dataset.file_keys", files, "set io.dataset.files (or --set)")
-    name = t.take(f"{loader}.dataset.name")
-    if name is not MISSING:
-        t.map(f"{loader}.dataset.name", name, "io.dataset.format", "auto",
-              "larcv3, larcv2 ROOT and PILArNet-M are detected")
+    t.carry(f"{loader}.dataset.name", "io.dataset.format", lambda _: "auto",
+            "larcv3, larcv2 ROOT and PILArNet-M are detected")
     map_schema(t, f"{loader}.dataset.schema")
 
 
 def _map_base(t: Translation) -> None:
     for peer, ours in (("base.seed", "train.seed"), ("base.log_step", "train.log_every")):
-        value = t.take(peer)
-        if value is not MISSING:
-            t.map(peer, value, ours, int(value))
+        t.carry(peer, ours, int)
     for peer in ("base.epochs", "base.iterations"):
         value = t.take(peer)
         if value is not MISSING:
             ours = "train." + peer.split(".")[1]
             rounded = max(1, int(round(float(value))))
             t.map(peer, value, ours, rounded, "" if float(value) == rounded else "whole units here")
-    prefix = t.take("base.train.weight_prefix")
-    if prefix is not MISSING:
-        t.map("base.train.weight_prefix", prefix, "train.output_dir",
-              posixpath.dirname(str(prefix)) or ".", "checkpoint-<iteration>.pt files go there")
-    name = t.take("base.train.optimizer.name")
-    if name is not MISSING:
-        t.map("base.train.optimizer.name", name, "train.optimizer.name", str(name).lower())
-    lr = t.take("base.train.optimizer.lr")
-    if lr is not MISSING:
-        t.map("base.train.optimizer.lr", lr, "train.optimizer.lr", float(lr))
+    t.carry("base.train.weight_prefix", "train.output_dir",
+            lambda prefix: posixpath.dirname(str(prefix)) or ".",
+            "checkpoint-<iteration>.pt files go there")
+    t.carry("base.train.optimizer.name", "train.optimizer.name", lambda name: str(name).lower())
+    t.carry("base.train.optimizer.lr", "train.optimizer.lr", float)
     notes = {"base.world_size": "run `torchrun --nproc_per_node N -m mlreco_spice train`",
              "base.log_dir": "train_log.csv is written to train.output_dir",
              "base.train.save_epoch": "checkpoints every train.checkpoint_every iterations",

@@ -8,7 +8,7 @@ is ever dropped silently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 __all__ = ["MISSING", "MappedKey", "Translation", "set_key"]
 
@@ -130,6 +130,15 @@ class Translation:
         """Record ``peer_key`` as ``ours`` and write ``new_value`` there."""
         set_key(self.config, ours, new_value)
         self.lines.append(MappedKey(peer_key, value, ours, new_value, note))
+
+    def carry(self, peer_key: str, ours: str, convert: Callable[[Any], Any] = lambda v: v,
+              note: str = "") -> Any:
+        """:meth:`take` ``peer_key`` and, when the peer sets it, :meth:`map` it to ``ours``
+        as ``convert(value)``; returns the peer value (:data:`MISSING` when absent)."""
+        value = self.take(peer_key)
+        if value is not MISSING:
+            self.map(peer_key, value, ours, convert(value), note)
+        return value
 
     def unmapped(self, peer_key: str, value: Any, instead: str) -> None:
         """Record ``peer_key`` as having no equivalent; ``instead`` says what to use."""
