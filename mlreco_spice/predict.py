@@ -280,6 +280,7 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
     from tqdm import tqdm
 
     from parsers.dataset import SpiceDataset
+    from parsers.label_schemes import dropping_links
     from parsers.readers import open_reader
     from parsers.writer import LarcvWriter
 
@@ -291,7 +292,7 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
             network_sources |= {s for s in (stage_cfg.get("loss_input") or {}).values() if "." not in s}
     schema = {k: v for k, v in cfg["io"]["dataset"]["schema"].items() if k in network_sources}
     io_cfg["dataset"] = dict(cfg["io"]["dataset"], schema=schema, files=[file])
-    dataset = SpiceDataset(io_cfg)
+    dataset = SpiceDataset(io_cfg, relabel_links=dropping_links(cfg["io"]["dataset"]))
     reader = open_reader([file], cfg["io"]["dataset"]["format"], None,
                          **cfg["io"]["dataset"]["reader_options"])
     n = len(reader) if max_events is None else min(len(reader), max_events)

@@ -89,6 +89,16 @@ def _build_parsers(schema: Dict[str, Dict[str, Any]]) -> Dict[str, Tuple[Callabl
     return parsers
 
 
+def _link_products(links: Dict[str, Tuple[Optional[str], Optional[str]]]) -> List[str]:
+    """The typed product names a relabelling reads (semantics, clusters, particles)."""
+    names = []
+    for semantics, (cluster, particles) in links.items():
+        names.append(f"sparse3d_{semantics}")
+        names += [f"cluster3d_{cluster}"] if cluster else []
+        names += [f"particle_{particles}"] if particles else []
+    return names
+
+
 class SpiceDataset(Dataset):
     """Random access to parsed events.
 
@@ -107,7 +117,8 @@ class SpiceDataset(Dataset):
     back as a :class:`~parsers.collate.SkippedEvent` (``skip``).
     """
 
-    def __init__(self, io_cfg: Dict[str, Any], files: Union[str, Sequence[str], None] = None):
+    def __init__(self, io_cfg: Dict[str, Any], files: Union[str, Sequence[str], None] = None,
+                 relabel_links: Optional[Dict[str, Tuple[Optional[str], Optional[str]]]] = None):
         io = _complete_io(io_cfg)
         dataset_cfg = io["dataset"]
         files = dataset_cfg["files"] if files is None else files
@@ -115,7 +126,13 @@ class SpiceDataset(Dataset):
             raise UserError("io.dataset.files is empty: give input files, globs or directories")
         self.schema = dict(dataset_cfg["schema"])
         self.parsers = _build_parsers(self.schema)
+        # relabel_links: semantic products read only to relabel the event, never parsed
+        # (predict, whose schema holds the network's inputs alone, reads them when the
+        # label scheme drops deposits: inference must see the voxels training saw).
+        self._links = semantic_links(self.schema) if relabel_links is None \
+            else dict(relabel_links)
         products = schema_products(self.schema)
+        products += [n for n in _link_products(self._links) if n not in products]
         # Restrict reading to the schema's products when all are fully named.
         typed = all(n.split("_", 1)[0] in _PRODUCT_TYPES for n in products)
         self._used = products if typed and products else None
@@ -130,7 +147,6 @@ class SpiceDataset(Dataset):
                           for entry in self.schema.values() if "semantics_product" in entry]
         # What the file's semantic codes mean (parsers/label_schemes.py).
         self.labels = dataset_cfg["labels"]
-        self._links = semantic_links(self.schema)
         self._meta_product = next((producer_name(n, "sparse3d") for n in products
                                    if not n.startswith(("cluster3d_", "particle_"))), None)
 

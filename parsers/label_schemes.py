@@ -29,7 +29,7 @@ file, the entry and the value.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Iterable, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -220,4 +220,20 @@ def semantic_links(schema: Dict[str, dict]) -> Dict[str, Tuple[Optional[str], Op
     return links
 
 
-__all__ += ["semantic_links"]
+def dropping_links(dataset_cfg: Dict[str, Any]) -> Optional[Dict[str, Tuple[Optional[str],
+                                                                           Optional[str]]]]:
+    """The label products an input-only reader must still read, or None.
+
+    When the label scheme drops deposits from the event (``low_energy: drop``),
+    the labels decide which voxels the network sees: a run that reads only the
+    network's inputs (``predict``) must read them too, so that inference sees
+    the voxels training saw. These are the semantic links of the full schema.
+    """
+    options = (dataset_cfg.get("reader_options") or {}).get("semantic_mapping")
+    if dataset_cfg.get("labels", "pilarnet2020") == "pilarnet2020" or \
+            ShapeMapping.from_options(options).low_energy != DROP:
+        return None
+    return semantic_links(dataset_cfg["schema"])
+
+
+__all__ += ["semantic_links", "dropping_links"]

@@ -107,3 +107,32 @@ def test_train_predict_evaluate(kind, files, tiny_trained, tmp_path):
     assert not result.failed_files and len(result.evaluated) == 1
     classes = {r["class"] for r in read_table(tmp_path / "eval" / "clusters.csv")}
     assert "MIP" in classes and ("HIP" in classes) == pdg
+
+
+def test_predict_drops_low_energy_voxels_as_training_does(files, tiny_trained, tmp_path):
+    """low_energy: drop takes the low-energy deposits out of the input at inference too,
+    though predict's schema holds only the network's inputs (the labels say which)."""
+    from parsers.event import SparseProduct
+    from parsers.readers import open_reader
+    from parsers.writer import write_events
+
+    records = [open_reader(str(files["spine"]))[i] for i in range(3)]
+    low = 0
+    for record in records:
+        sem = record.sparse3d["semantics"]
+        values = sem.values.copy()
+        values[::7] = 4  # SPINE's low-energy code
+        low += int((values == 4).sum())
+        record.sparse3d["semantics"] = SparseProduct(sem.coords, values, sem.meta)
+    lowe = tmp_path / "lowe.h5"
+    write_events(str(lowe), records)
+    total = sum(len(r.sparse3d["data"].values) for r in records)
+    cfg = _cfg(lowe, "spine", True, f"predict.weights={tiny_trained}", "predict.thresholds=null",
+               "model.modules.spice.use_true_semantics=false",
+               "io.dataset.reader_options={semantic_mapping: {low_energy: drop}}")
+    report = predict_files(cfg, [str(lowe)], str(tmp_path / "pred"))
+    assert not report.failed_files and not report.bad_events
+    out = open_reader(str(tmp_path / "pred" / output_name(str(lowe))))
+    # uresnet's prediction covers exactly the voxels the network saw.
+    predicted = sum(len(out[i].sparse3d["semantics_pred"].values) for i in range(len(out)))
+    assert low > 0 and predicted == total - low
