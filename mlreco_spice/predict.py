@@ -46,9 +46,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .atomic import atomic_path, atomic_write_text, check_output_dir
-from .columns import NUM_CLASSES, UNLABELED
+from .columns import UNLABELED
 from .config import dump_config
 from .errors import BadEventError, DataError, UserError
+from .predict_products import empty_record, output_record
 
 log = logging.getLogger(__name__)
 
@@ -219,61 +220,6 @@ def _update_summaries(out: Path, attempted: Sequence[str], report: PredictReport
             (out / FAILED_FILE).unlink(missing_ok=True)
 
 
-def _output_record(record, pred, save_embeddings: bool):
-    """Input record + prediction products (a new EventRecord)."""
-    from parsers.event import ClusterProduct, EventRecord, Particle, SparseProduct
-
-    out = EventRecord(run=record.run, subrun=record.subrun, event=record.event,
-                      sparse3d=dict(record.sparse3d), cluster3d=dict(record.cluster3d),
-                      particles=dict(record.particles))
-    meta = pred.meta
-    coords = pred.coords
-    energy = pred.features[:, 0] if pred.features.shape[1] else np.zeros(len(coords), np.float32)
-    if pred.semantics_pred is not None:
-        out.sparse3d["semantics_pred"] = SparseProduct(coords, pred.semantics_pred.astype(np.float32), meta)
-    labels = pred.clusters
-    ids = np.unique(labels[labels != UNLABELED])
-    sets_c, sets_v, particles = [], [], []
-    positions = meta.to_cm(coords) if len(coords) else np.zeros((0, 3))
-    for new_id, old_id in enumerate(ids):
-        rows = np.flatnonzero(labels == old_id)
-        sets_c.append(coords[rows])
-        sets_v.append(energy[rows].astype(np.float32))
-        classes = pred.semantics[rows]
-        semantic = int(np.bincount(classes[classes >= 0], minlength=NUM_CLASSES).argmax()) \
-            if np.any(classes >= 0) else UNLABELED
-        seed_row = rows[np.nanargmax(pred.seediness[rows])] if np.isfinite(pred.seediness[rows]).any() else rows[0]
-        particles.append(Particle(id=new_id, pdg=0, semantic=semantic,
-                                  start_cm=tuple(float(x) for x in positions[seed_row]),
-                                  energy_init=0.0, energy_deposit=float(energy[rows].sum())))
-    out.cluster3d["spice"] = ClusterProduct(sets_c, sets_v, meta)
-    out.particles["spice"] = particles
-    if save_embeddings:
-        for axis, name in enumerate("xyz"):
-            out.sparse3d[f"spice_embedding_{name}"] = SparseProduct(coords, pred.embeddings[:, axis], meta)
-        out.sparse3d["spice_margin"] = SparseProduct(coords, pred.margins, meta)
-        out.sparse3d["spice_seediness"] = SparseProduct(coords, pred.seediness, meta)
-    return out
-
-
-def _empty_record(record, sparse_metas: Dict[str, Any]):
-    """Output entry for a bad event: its identity and empty sparse3d products.
-
-    Why the empty products: larcv3's IOManager keeps a sparse3d product's
-    voxels from the previous entry when an entry does not set it, so an
-    identity-only entry would silently repeat the previous event. Cluster3d
-    and particle products are cleared by larcv and stay absent, which tells
-    readers (``analysis.sources``) that the event has no prediction.
-    """
-    from parsers.event import EventRecord, SparseProduct
-
-    metas = dict(sparse_metas)
-    metas.update({name: product.meta for name, product in record.sparse3d.items()})
-    empty = {name: SparseProduct(np.zeros((0, 3), np.int64), np.zeros(0, np.float32), meta)
-             for name, meta in metas.items()}
-    return EventRecord(run=record.run, subrun=record.subrun, event=record.event, sparse3d=empty)
-
-
 def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenance: Dict[str, Any],
                  max_events: Optional[int], report: PredictReport) -> None:
     import h5py
@@ -310,9 +256,9 @@ def _predict_one(engine, cfg: Dict[str, Any], file: str, target: Path, provenanc
                         raise
                     log.warning("skipping bad event: %s", err)
                     skipped.append((file, entry, err.reason))
-                    writer.write(_empty_record(record, sparse_metas))
+                    writer.write(empty_record(record, sparse_metas))
                     continue
-                output = _output_record(record, pred, cfg["predict"]["save_embeddings"])
+                output = output_record(record, pred, cfg["predict"]["save_embeddings"])
                 writer.write(output)
                 sparse_metas.update({k: v.meta for k, v in output.sparse3d.items()})
                 n_clusters = len(np.unique(pred.clusters[pred.clusters != UNLABELED]))
