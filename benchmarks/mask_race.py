@@ -87,9 +87,9 @@ SETTINGS = ("train", "val", "iterations", "batch", "val_events", "norm_length", 
             "overrides")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """Command-line options (see ``--help``)."""
-    p = argparse.ArgumentParser(description=__doc__.split("Usage::")[0],
+def race_parser(description: str, contenders: Sequence[str], what: str) -> argparse.ArgumentParser:
+    """The options every training race shares; ``--contenders`` of ``contenders``."""
+    p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", required=True, help="labelled training file (larcv3 .h5)")
     p.add_argument("--val", required=True, help="labelled validation file: its first half "
@@ -99,8 +99,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="training iterations per contender (default: %(default)s)")
     p.add_argument("--batch", type=int, default=2, help="events per iteration (one process: "
                    "io.loader.batch_size) (default: %(default)s)")
-    p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS,
-                   metavar="LOSS", help="mask losses to race, of %(choices)s (default: all)")
+    p.add_argument("--contenders", nargs="+", default=list(contenders), choices=contenders,
+                   metavar="NAME", help=f"{what} to race, of %(choices)s (default: all)")
     p.add_argument("--parallel", type=int, default=1, help="contenders trained and scored at "
                    "once, each one process with one OpenMP thread (default: %(default)s)")
     p.add_argument("--val-events", type=int, default=200, help="validation events used (first "
@@ -113,25 +113,36 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help=f"further override of {CONFIG}.yaml for every contender, repeatable")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (always off "
                    "with --parallel > 1: log lines instead)")
-    args = p.parse_args(argv)
+    return p
+
+
+def check_race_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Refuse values no race can run with (``p.error``: usage and exit code 2)."""
     for name in ("iterations", "batch", "parallel"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1")
     if args.val_events < 2:
         p.error("--val-events must be >= 2 (half tune, half score)")
     if len(set(args.contenders)) != len(args.contenders):
-        p.error("--contenders: each loss once")
+        p.error("--contenders: each one once")
     return args
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """Resolve the files (one-line errors when missing) and check ``settings.json``."""
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line options (see ``--help``)."""
+    p = race_parser(__doc__.split("Usage::")[0], CONTENDERS, "mask losses")
+    return check_race_args(p, p.parse_args(argv))
+
+
+def check_inputs(args: argparse.Namespace, extra: Sequence[str] = ()) -> None:
+    """Resolve the files (one-line errors when missing) and check ``settings.json``
+    (:data:`SETTINGS` and the ``extra`` options)."""
     resolve_files(args, ("train", "val"))
     out = Path(args.out).resolve()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out: {out} exists and is not a directory")
     args.out = str(out)
-    lock_settings(out, {k: getattr(args, k) for k in SETTINGS})
+    lock_settings(out, {k: getattr(args, k) for k in (*SETTINGS, *extra)})
 
 
 def train_overrides(args: argparse.Namespace, name: str) -> List[str]:
@@ -143,12 +154,19 @@ def train_overrides(args: argparse.Namespace, name: str) -> List[str]:
             f"train.iterations={args.iterations}", f"train.freeze_seediness_iterations={freeze}",
             f"train.checkpoint_every={max(1, math.ceil(args.iterations / 10))}",
             "train.keep_checkpoints=2", f"train.output_dir={Path(args.out) / name / 'train'}",
-            f"model.modules.spice.loss.mask_loss={name}"]
+            *contender_sets(args, name)]
     if args.norm_length:
         sets.append(f"model.modules.spice.network.norm_length={args.norm_length}")
     if args.device:
         sets.append(f"train.device={args.device}")
     return sets + list(args.overrides)
+
+
+def contender_sets(args: argparse.Namespace, name: str) -> List[str]:
+    """What contender ``name`` changes: ``args.contender_sets[name]`` when the race defines
+    its contenders that way (``schedule_race.py``), else the mask loss ``name``."""
+    sets = getattr(args, "contender_sets", None)
+    return list(sets[name]) if sets else [f"model.modules.spice.loss.mask_loss={name}"]
 
 
 def train_contender(args: argparse.Namespace, name: str) -> Dict[str, Any]:
@@ -297,13 +315,14 @@ def _mean(values: Sequence[Optional[float]]) -> float:
     return float(np.mean(finite)) if len(finite) == len(values) else math.nan
 
 
-def race_markdown(rows: Sequence[Dict[str, Any]], command: str) -> Tuple[str, str]:
-    """The race.md text and the winner's name."""
+def race_markdown(rows: Sequence[Dict[str, Any]], command: str,
+                  label: str = "mask loss") -> Tuple[str, str]:
+    """The race.md text and the winner's name (``label``: what the contenders vary)."""
     ari = {(r["contender"], r["method"], r["class"]): r["ari"] for r in rows}
     figures = {r["contender"]: r for r in rows}
     first = rows[0]
     fmt = lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}"  # noqa: E731
-    head = ["mask loss"]
+    head = [label]
     for method in METHODS:
         head += [f"{METHODS[method]} {c}" for c in CLASS_NAMES] + ["mean HIP/MIP/Shower"]
     head += ["event passes", "train wall (min)", "train CPU (min)"]
@@ -335,22 +354,26 @@ def race_markdown(rows: Sequence[Dict[str, Any]], command: str) -> Tuple[str, st
     return text + "\n", winner
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the race; returns the process exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    command = shlex.join([sys.executable, "benchmarks/mask_race.py", *argv])
-    check_inputs(args)
+def run_race(args: argparse.Namespace, command: str, label: str = "mask loss") -> int:
+    """Train and score every contender of ``args`` (checked), write race.csv and race.md."""
     validation_split(args)  # a too-short validation file fails before any training
     results = run_all(args)
     rows = race_rows(results)
     out = Path(args.out)
     write_csv(out / "race.csv", tuple(rows[0]), rows)
-    text, winner = race_markdown(rows, command)
+    text, winner = race_markdown(rows, command, label)
     atomic_write_text(out / "race.md", text)
     log.info("wrote %s and %s; winner: %s", out / "race.csv", out / "race.md", winner)
     print(text, end="")
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the race; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    check_inputs(args)
+    return run_race(args, shlex.join([sys.executable, "benchmarks/mask_race.py", *argv]))
 
 
 if __name__ == "__main__":

@@ -205,6 +205,10 @@ DEFAULTS = {
         "iterations": 1000,
         "epochs": Spec(None, (int, type(None)), doc="train for epochs instead of iterations"),
         "checkpoint_every": 100,
+        # Also every N minutes of wall time (None: iterations only): a hard stop of a
+        # long run then loses at most N minutes, whatever the machine's load.
+        "checkpoint_minutes": Spec(None, (int, float, type(None)),
+                                   doc="also checkpoint every N minutes of wall time"),
         "keep_checkpoints": 3,
         # None: runs/<config name> in the working directory (config.default_output_dir).
         "output_dir": Spec(None, (str, type(None)), path=True,

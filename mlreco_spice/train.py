@@ -4,7 +4,8 @@
 ``train.output_dir``:
 
 * ``checkpoint-<iteration>.pt``: model, optimiser, scheduler, RNG and the
-  config, written atomically every ``train.checkpoint_every`` iterations and
+  config, written atomically every ``train.checkpoint_every`` iterations (and every
+  ``train.checkpoint_minutes`` of wall time, when set) and
   at the end (the last ``train.keep_checkpoints`` are kept);
 * ``train_log.csv``: one row per logged iteration with every loss term
   (under torchrun, each term averaged over the ranks that have it);
@@ -250,6 +251,15 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             "version": __import__("mlreco_spice").__version__,
         }, keep=int(tcfg["keep_checkpoints"]))
 
+    minutes = tcfg.get("checkpoint_minutes")
+    saved_at = time.monotonic()
+
+    def checkpoint_due(iteration: int) -> bool:
+        # Wall-clock checkpoints too: a long run on a busy machine loses at most
+        # `checkpoint_minutes` to a hard stop, however slow its iterations are.
+        return (iteration % int(tcfg["checkpoint_every"]) == 0 or iteration == total
+                or (minutes is not None and time.monotonic() - saved_at >= 60 * float(minutes)))
+
     interrupted = {"flag": False}
     previous_handler = signal.getsignal(signal.SIGINT)
 
@@ -305,11 +315,10 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
                                 used_lr, elapsed)
             bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", refresh=False)
             bar.update(1)
-            if iteration % int(tcfg["checkpoint_every"]) == 0 or iteration == total:
+            if checkpoint_due(iteration) or interrupted["flag"]:
                 last_ckpt = checkpoint(iteration) or last_ckpt
+                saved_at = time.monotonic()
             if interrupted["flag"]:
-                if iteration % int(tcfg["checkpoint_every"]) != 0 and iteration != total:
-                    last_ckpt = checkpoint(iteration) or last_ckpt
                 break
     finally:
         bar.close()

@@ -17,7 +17,10 @@
 #
 # Settings (environment): DATA, RUN (run directories; keep RUN outside the work tree for
 # a long run), N_TRAIN, N_VAL, NPROC, URESNET_ITERATIONS, SPICE_ITERATIONS,
-# SPICE_FREEZE (iterations with the seediness branch frozen), FINAL (0: stop after 3).
+# SPICE_FREEZE (iterations with the seediness branch frozen), FINAL (0: stop after 3),
+# CHECKPOINT_MINUTES (also checkpoint every N minutes of wall time, default 10),
+# STAGES (the stages trained by this call, default "uresnet spice"; e.g. STAGES=uresnet
+# trains and exports stage 1 only, and FINAL is then ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -32,6 +35,8 @@ URESNET_ITERATIONS=${URESNET_ITERATIONS:-7500}
 SPICE_ITERATIONS=${SPICE_ITERATIONS:-20000}
 SPICE_FREEZE=${SPICE_FREEZE:-4000}
 FINAL=${FINAL:-1}
+STAGES=${STAGES:-uresnet spice}
+CHECKPOINT_MINUTES=${CHECKPOINT_MINUTES:-10}
 EXPORT=weights/run
 mkdir -p "$DATA" "$RUN"
 DATA=$(realpath "$DATA")
@@ -58,13 +63,20 @@ stage() {  # stage NAME CONFIG ITERATIONS [--set ...]
   fi
   OMP_NUM_THREADS=1 $BIN/torchrun --nproc_per_node "$NPROC" -m mlreco_spice train -c "$config" \
       --set "io.dataset.files=[$DATA/train.h5]" --set "train.output_dir=$dir" \
-      --set "train.iterations=$iterations" "$@" "${start[@]}"
+      --set "train.iterations=$iterations" --set "train.checkpoint_minutes=$CHECKPOINT_MINUTES" \
+      "$@" "${start[@]}"
   $BIN/python scripts/export_run.py "$dir" --stage "$name" --out "$EXPORT" --world "$NPROC"
 }
 
-stage uresnet chain_configs/uresnet_train.yaml "$URESNET_ITERATIONS"
-stage spice chain_configs/spice_stage_train.yaml "$SPICE_ITERATIONS" \
-    --set "train.freeze_seediness_iterations=$SPICE_FREEZE"
+for name in $STAGES; do
+  case $name in
+    uresnet) stage uresnet chain_configs/uresnet_train.yaml "$URESNET_ITERATIONS" ;;
+    spice) stage spice chain_configs/spice_stage_train.yaml "$SPICE_ITERATIONS" \
+               --set "train.freeze_seediness_iterations=$SPICE_FREEZE" ;;
+    *) echo "[train-default] STAGES: unknown stage '$name' (uresnet, spice)" >&2; exit 2 ;;
+  esac
+done
+[ "$STAGES" = "uresnet spice" ] || { echo "[train-default] STAGES=$STAGES: stage weights in $EXPORT/, default untouched"; exit 0; }
 [ "$FINAL" = 1 ] || { echo "[train-default] FINAL=$FINAL: stage weights in $EXPORT/, default untouched"; exit 0; }
 
 $BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$EXPORT/spice.pt" \

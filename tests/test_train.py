@@ -56,6 +56,19 @@ def test_training_writes_log_and_checkpoints(tiny_files, tmp_path):
     assert (tmp_path / "run" / "config.yaml").exists()
 
 
+def test_checkpoint_minutes_saves_on_wall_time_between_iteration_checkpoints(tiny_files,
+                                                                                 tmp_path):
+    # 0 minutes: every iteration is due, not only every checkpoint_every (10) iterations.
+    cfg = tiny_cfg(tiny_files, tmp_path / "run", iterations=4,
+                   extra=("train.checkpoint_minutes=0", "train.keep_checkpoints=10"))
+    train(cfg, progress=False)
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == \
+        [f"checkpoint-{i:07d}.pt" for i in range(1, 5)]
+    # Unset (the default): iterations only.
+    train(tiny_cfg(tiny_files, tmp_path / "plain", iterations=4), progress=False)
+    assert [p.name for p in list_checkpoints(tmp_path / "plain")] == ["checkpoint-0000004.pt"]
+
+
 def _cli_train(cfg_path, *sets, resume=False):
     cmd = [sys.executable, "-m", "mlreco_spice", "-q", "train", "-c", str(cfg_path)]
     cmd += [a for s in sets for a in ("--set", s)] + (["--resume"] if resume else [])
