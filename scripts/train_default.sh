@@ -84,10 +84,11 @@ $BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$EXPORT/spice.
 LABELS="io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds.yaml \
     --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null --set "$LABELS"
-# The paper's seed search alone, for the accuracy benchmark's spice_paper_seeds row.
+# The paper's seed search alone (at least one seed per class, leftovers assigned, no later
+# step: benchmarks/race_common.py SEED_SEARCH), for the accuracy benchmark's spice_paper_seeds row.
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds_paper.yaml \
     --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null --set "$LABELS" \
-    --set model.modules.spice.clusterer.at_least_one_seed=false --set model.modules.spice.clusterer.refine_iterations=0 \
+    --set model.modules.spice.clusterer.at_least_one_seed=true --set model.modules.spice.clusterer.refine_iterations=0 \
     --set model.modules.spice.clusterer.merge_p=null --set model.modules.spice.clusterer.connect_radius_cm=null \
     --set model.modules.spice.clusterer.absorb_radius_cm=null \
     --set model.modules.spice.clusterer.connect_max_bend=null \
