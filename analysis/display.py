@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -72,14 +72,14 @@ def instance_colours(event: Any) -> Tuple[np.ndarray, np.ndarray]:
     return true_col, pred_col
 
 
-def _class_name(values: np.ndarray) -> np.ndarray:
-    names = np.array(list(CLASS_NAMES) + ["none"], dtype=object)
+def _class_name(values: np.ndarray, class_names: Sequence[str] = CLASS_NAMES) -> np.ndarray:
+    names = np.array(list(class_names) + ["none"], dtype=object)
     values = np.asarray(values, dtype=np.int64)
     return names[np.where((values >= 0) & (values < NUM_CLASSES), values, NUM_CLASSES)]
 
 
-def event_figure(event: Any):
-    """The plotly figure of an event (see module doc)."""
+def event_figure(event: Any, class_names: Sequence[str] = CLASS_NAMES):
+    """The plotly figure of an event (see module doc); classes named ``class_names``."""
     import plotly.graph_objects as go
 
     n = event.n_voxels
@@ -111,20 +111,21 @@ def event_figure(event: Any):
 
     traces: List[Tuple[int, Any]] = []
     all_rows = np.ones(n, dtype=bool)
+    true_names = _class_name(true_sem, class_names)
     traces.append(trace(positions, all_rows, energy.astype(np.float32), "voxel",
-                        _class_name(true_sem), 0, colorscale="Inferno", showscale=False))
-    for c, name in enumerate(CLASS_NAMES):
+                        true_names, 0, colorscale="Inferno", showscale=False))
+    for c, name in enumerate(class_names):
         mask = true_sem == c
         if mask.any():
-            traces.append(trace(positions, mask, CLASS_COLOURS[c], name, _class_name(true_sem), 1))
+            traces.append(trace(positions, mask, CLASS_COLOURS[c], name, true_names, 1))
     groups = [(2, positions, true_inst, true_col, "true"),
               (3, positions, np.asarray(event.clusters), pred_col, "pred")]
     embeddings = np.round(np.asarray(event.embeddings, dtype=float), 3).astype(np.float32)
     has_embedding = np.isfinite(embeddings).all(axis=1)
     groups.append((4, embeddings, np.where(has_embedding, true_inst, -2), true_col, "true"))
-    pred_classes = _class_name(event.semantics)
+    pred_classes = _class_name(event.semantics, class_names)
     for view, points, labels, colours, label in groups:
-        classes = _class_name(true_sem) if label == "true" else pred_classes
+        classes = true_names if label == "true" else pred_classes
         for k in np.unique(labels[labels >= -1]):
             mask = labels == k
             name = f"{label} {k}" if k >= 0 else ("unclustered" if label == "pred" else "no instance")
@@ -166,7 +167,8 @@ def plotlyjs_file(folder: Path) -> Path:
     return path
 
 
-def write_event_html(event: Any, path: Path, embed_plotlyjs: bool = False) -> Path:
+def write_event_html(event: Any, path: Path, embed_plotlyjs: bool = False,
+                     class_names: Sequence[str] = CLASS_NAMES) -> Path:
     """Write the interactive HTML atomically.
 
     Parameters
@@ -174,10 +176,12 @@ def write_event_html(event: Any, path: Path, embed_plotlyjs: bool = False) -> Pa
     embed_plotlyjs : bool
         Put plotly.js (4.6 MB) inside the page, for a single file to send
         around. Default: load the shared :func:`plotlyjs_file` beside it.
+    class_names : sequence of str
+        Name of each class index (hover text, legend).
     """
     path = Path(path)
     script = True if embed_plotlyjs else plotlyjs_file(path.parent).name
-    html = event_figure(event).to_html(include_plotlyjs=script, full_html=True)
+    html = event_figure(event, class_names).to_html(include_plotlyjs=script, full_html=True)
     atomic_write_text(path, html)
     return path
 
@@ -216,12 +220,13 @@ def colour_key(labels: np.ndarray, colours: np.ndarray, classes: np.ndarray, pre
     return lines
 
 
-def write_event_png(event: Any, path: Path) -> Path:
+def write_event_png(event: Any, path: Path, class_names: Sequence[str] = CLASS_NAMES) -> Path:
     """Write the static PNG: x-y, x-z, y-z projections, true (top) vs predicted (bottom).
 
     Each row has a colour key on its right (see :func:`colour_key`): a
     predicted cluster has the colour of the true instance it is the best
-    match of; fragments and spurious clusters take light colours.
+    match of; fragments and spurious clusters take light colours. Classes are
+    named ``class_names`` in the keys.
     """
     import matplotlib
 
@@ -237,8 +242,9 @@ def write_event_png(event: Any, path: Path) -> Path:
     true_sem = event.truth_semantic if event.truth_semantic is not None else np.full(n, UNLABELED)
     pred = np.asarray(event.clusters)
     spurious = np.isin(pred_col, SPURIOUS_PALETTE)
-    keys = (colour_key(truth, true_col, _class_name(true_sem), "true"),
-            colour_key(pred, pred_col, _class_name(event.semantics), "pred", spurious))
+    keys = (colour_key(truth, true_col, _class_name(true_sem, class_names), "true"),
+            colour_key(pred, pred_col, _class_name(event.semantics, class_names), "pred",
+                       spurious))
     fig, axes = plt.subplots(2, 3, figsize=(18, 9.5))
     size = float(np.clip(3000.0 / max(event.n_voxels, 1), 0.5, 12.0))  # visible, yet not a blot
     for row, (colours, title) in enumerate(((true_col, "true instances"),
@@ -284,12 +290,15 @@ def display_event(cfg: Dict[str, Any], file: str, entry: int, outdir: str,
     dict
         ``{"html": path, "png": path}``.
     """
+    from parsers.label_schemes import dataset_class_names
+
     from .sources import engine_factory, load_event
 
     check_output_dir(outdir)  # before the chain runs
     event = load_event(cfg, file, entry, make_engine or engine_factory(cfg))
     base = Path(outdir) / f"{Path(file).stem}_entry{entry}"
-    out = {"html": write_event_html(event, base.with_suffix(".html")),
-           "png": write_event_png(event, base.with_suffix(".png"))}
+    names = dataset_class_names(cfg["io"]["dataset"])  # Track where tracks are one class
+    out = {"html": write_event_html(event, base.with_suffix(".html"), class_names=names),
+           "png": write_event_png(event, base.with_suffix(".png"), names)}
     log.info("wrote %s and %s", out["html"], out["png"])
     return out

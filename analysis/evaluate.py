@@ -8,6 +8,8 @@ Inputs are ``predict`` outputs or raw files (the chain runs first); see
   (semantic confusion cells), ``events.csv`` (one row per event, wall times),
   ``skipped_events.csv``;
 * ``summary.csv``, ``summary.md``, ``confusion_matrix.csv`` (:mod:`analysis.summary`);
+* classes named by :func:`parsers.label_schemes.dataset_class_names` of the
+  config (``Track``, not HIP and MIP, where tracks are one class);
 * with ``plots``, the PNGs of :mod:`analysis.plots`.
 
 Re-runs, kills and shards (:mod:`analysis.csv_parts`): each input writes its
@@ -107,7 +109,8 @@ def _check_existing(writer: PartWriter, stems: Dict[str, str], ident: str, overw
 
 
 def evaluate_file(cfg: Dict[str, Any], file: str, max_events: Optional[int] = None,
-                  make_engine=None) -> Dict[str, List[Dict[str, Any]]]:
+                  make_engine=None, class_names: Optional[Sequence[str]] = None
+                  ) -> Dict[str, List[Dict[str, Any]]]:
     """Rows of every table for one input file (nothing written).
 
     Parameters
@@ -120,7 +123,14 @@ def evaluate_file(cfg: Dict[str, Any], file: str, max_events: Optional[int] = No
         At most this many entries.
     make_engine : callable, optional
         Returns the InferenceEngine for raw inputs (default: build one from ``cfg``).
+    class_names : sequence of str, optional
+        Name of each class index in the rows. Default:
+        :func:`parsers.label_schemes.dataset_class_names` of ``cfg``.
     """
+    from parsers.label_schemes import dataset_class_names
+
+    if class_names is None:
+        class_names = dataset_class_names(cfg["io"]["dataset"])
     min_true_size = int(cfg["analysis"]["min_true_size"])
     rows: Dict[str, List[Dict[str, Any]]] = {table: [] for table in TABLES}
     skipped: List[SkippedEntry] = []
@@ -128,7 +138,7 @@ def evaluate_file(cfg: Dict[str, Any], file: str, max_events: Optional[int] = No
         if isinstance(event, SkippedEntry):
             skipped.append(event)
             continue
-        for table, table_rows in event_tables(event, min_true_size).items():
+        for table, table_rows in event_tables(event, min_true_size, class_names).items():
             rows[table].extend(table_rows)
     rows["skipped_events"] = skipped_tables(skipped)
     return rows
@@ -167,6 +177,7 @@ def evaluate(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
     EvaluateReport
     """
     from mlreco_spice.predict import select_shard
+    from parsers.label_schemes import dataset_class_names
     from parsers.readers import expand_files
 
     from .summary import summarize_outdir, summary_markdown, write_summary
@@ -182,6 +193,7 @@ def evaluate(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
     _check_existing(writer, stems, ident, overwrite, append)
     report = EvaluateReport(outdir=Path(outdir))
     make_engine = engine_factory(cfg)
+    names = dataset_class_names(cfg["io"]["dataset"])
     for file in select_shard(files, shard):
         stem = Path(file).stem
         marker = writer.marker(stem)
@@ -191,7 +203,7 @@ def evaluate(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
             report.skipped_complete.append(file)
             continue
         try:
-            rows = evaluate_file(cfg, file, max_events, make_engine)
+            rows = evaluate_file(cfg, file, max_events, make_engine, names)
         except BadEventError:
             raise
         except DataError as err:
@@ -204,7 +216,8 @@ def evaluate(cfg: Dict[str, Any], inputs: Sequence[str], outdir: str,
         log.info("evaluated %s: %d events", file, len(rows["events"]))
     with writer.lock():
         report.rows = writer.merge()
-        report.summary = summarize_outdir(writer.outdir, float(cfg["analysis"]["ari_threshold"]))
+        report.summary = summarize_outdir(writer.outdir, float(cfg["analysis"]["ari_threshold"]),
+                                          names)
         write_summary(writer.outdir, report.summary)
         if plots:
             from .plots import make_plots

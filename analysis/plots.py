@@ -6,7 +6,8 @@ Each ``plot_*`` function takes the rows of one CSV (dicts of strings, as
 empty (NaN: e.g. margins not saved, wall time unknown) cannot be drawn and are
 the only difference between the two counts; no bin range drops a value.
 :func:`make_plots` leaves out a figure with nothing to draw (Fig. 6 without
-saved margins) and says why in its result and the log.
+saved margins) and says why in its result and the log. Classes are drawn
+under the names the CSVs give them (``Track`` where tracks are one class).
 """
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from typing import Any, Dict, List, Mapping, Sequence
 import numpy as np
 
 from mlreco_spice.atomic import atomic_path
-from mlreco_spice.columns import CLASS_NAMES
+from mlreco_spice.columns import class_index
 
-from .display import CLASS_COLOURS
+from .display import CLASS_COLOURS, UNCLUSTERED
 
 from .csv_parts import read_table
 
@@ -62,9 +63,17 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
+#: Panel title of a figure with no row to draw (whatever the class names).
+NO_ROWS = "no class"
+
+
 def _classes_present(rows: Rows, column: str = "class") -> List[str]:
-    present = {r[column] for r in rows}
-    return [c for c in CLASS_NAMES if c in present]
+    """Class names of the rows as the CSV gives them (``Track`` included), in class order."""
+    return sorted({r[column] for r in rows}, key=class_index)
+
+
+def _colour(name: str) -> str:
+    return UNCLUSTERED if name == NO_ROWS else CLASS_COLOURS[class_index(name)]
 
 
 def plot_metric_distributions(rows: Rows, path: Path) -> Dict[str, Any]:
@@ -78,7 +87,7 @@ def plot_metric_distributions(rows: Rows, path: Path) -> Dict[str, Any]:
     plt = _pyplot()
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    classes = _classes_present(rows) or list(CLASS_NAMES[:1])
+    classes = _classes_present(rows) or [NO_ROWS]
     fig, axes = plt.subplots(len(METRICS), len(classes), figsize=(3.2 * len(classes) + 1, 8.4),
                              squeeze=False, sharey="row")
     entries = {}
@@ -91,7 +100,7 @@ def plot_metric_distributions(rows: Rows, path: Path) -> Dict[str, Any]:
         for ax, name in zip(axes_row, classes):
             chosen = values[[r["class"] == name for r in rows]]
             chosen = np.clip(chosen[np.isfinite(chosen)], low, 1.0)
-            colour = CLASS_COLOURS[CLASS_NAMES.index(name)]
+            colour = _colour(name)
             ax.hist(chosen, bins=bins, color=colour, edgecolor=colour)
             if len(chosen):
                 ax.set_yscale("log")
@@ -133,7 +142,7 @@ def plot_margin_vs_extent(rows: Rows, path: Path) -> Dict[str, Any]:
     drawn = np.isfinite(extent) & np.isfinite(margin)
     classes = [c for c in _classes_present(rows)
                if (drawn & np.array([r["class"] == c for r in rows], dtype=bool)).any()]
-    classes = classes or list(CLASS_NAMES[:1])
+    classes = classes or [NO_ROWS]
     fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.8), squeeze=False)
     per_class = {}
     for ax, name in zip(axes[0], classes):
@@ -158,7 +167,7 @@ def plot_cluster_count_confusion(rows: Rows, path: Path) -> Dict[str, Any]:
     ``rows``: ``cluster_metrics.csv``; counts above :data:`MAX_COUNT` share the last bin.
     """
     plt = _pyplot()
-    classes = _classes_present(rows) or list(CLASS_NAMES[:1])
+    classes = _classes_present(rows) or [NO_ROWS]
     n_true = np.array([int(r["n_true"]) for r in rows], dtype=np.int64)
     n_pred = np.array([int(r["n_pred"]) for r in rows], dtype=np.int64)
     largest = int(max(n_true.max(initial=1), n_pred.max(initial=1)))

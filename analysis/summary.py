@@ -13,6 +13,11 @@ Built from the merged ``cluster_metrics.csv`` and ``segmentation.csv``:
   clusters that span classes the per-class rows cannot.
 
 Written as ``summary.csv``, ``summary.md`` and ``confusion_matrix.csv``.
+Classes go by the names the evaluation gave them (``Track`` where tracks
+are one class, :func:`parsers.label_schemes.dataset_class_names`); the
+confusion tables then leave out HIP's row (no true voxel can be HIP) and its
+column unless the network predicted HIP somewhere (weights trained with HIP
+labels), so that no voxel goes uncounted.
 """
 from __future__ import annotations
 
@@ -20,12 +25,13 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from mlreco_spice.atomic import atomic_write_text
-from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, class_index
+from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES, TRACK_NAME, class_index, shown_classes
+from mlreco_spice.columns import class_names as names_for
 from mlreco_spice.metrics import PARTICLE_FIELDS
 
 from .columns import PARTICLE_METRICS, SUMMARY
@@ -53,10 +59,22 @@ class Summary:
     ari_threshold: float
     n_events: int
     confusion: Optional[np.ndarray]       # (NUM_CLASSES, NUM_CLASSES) voxels; None: no seg stage
+    class_names: Tuple[str, ...] = CLASS_NAMES  # name of each class index
 
     def row(self, name: str) -> Dict[str, Any]:
         """The row of class ``name`` (or ``all``)."""
         return next(r for r in self.rows if r["class"] == name)
+
+    def confusion_axes(self) -> Tuple[List[int], List[int]]:
+        """Class indices of the confusion tables' rows (true) and columns (predicted).
+
+        Those of :func:`~mlreco_spice.columns.shown_classes`, plus any column
+        with predicted voxels.
+        """
+        rows = list(shown_classes(self.class_names))
+        predicted = self.confusion.sum(axis=0) if self.confusion is not None else \
+            np.zeros(NUM_CLASSES)
+        return rows, [c for c in range(NUM_CLASSES) if c in rows or predicted[c]]
 
 
 def _floats(rows: Sequence[Mapping[str, str]], column: str) -> np.ndarray:
@@ -81,7 +99,8 @@ def _aggregate(name: str, rows: Sequence[Mapping[str, str]], threshold: float,
 
 def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Sequence[Mapping[str, str]],
               ari_threshold: float, n_events: int,
-              event_rows: Sequence[Mapping[str, str]] = ()) -> Summary:
+              event_rows: Sequence[Mapping[str, str]] = (),
+              class_names: Sequence[str] = CLASS_NAMES) -> Summary:
     """Aggregate CSV rows (dicts of strings, as read back) into a :class:`Summary`.
 
     Parameters
@@ -95,6 +114,9 @@ def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Seque
     event_rows : rows of ``events.csv``, optional
         Their ``particle_*`` columns give the :data:`PARTICLES` row (none
         without them, e.g. files written before these columns existed).
+    class_names : sequence of str
+        The names the rows give each class index (read back through
+        :func:`~mlreco_spice.columns.class_index`).
     """
     confusion = None
     if segmentation_rows:
@@ -103,7 +125,7 @@ def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Seque
             confusion[class_index(r["true_class"]), class_index(r["pred_class"])] += int(r["n_voxels"])
     totals = confusion.sum(axis=1) if confusion is not None else np.zeros(NUM_CLASSES)
     rows = []
-    for c, name in enumerate(CLASS_NAMES):
+    for c, name in enumerate(class_names):
         in_class = [r for r in metric_rows if r["class"] == name]
         accuracy = confusion[c, c] / totals[c] if totals[c] else math.nan
         if in_class or totals[c]:
@@ -121,7 +143,7 @@ def summarize(metric_rows: Sequence[Mapping[str, str]], segmentation_rows: Seque
     if particle_rows:
         rows.append(_aggregate(PARTICLES, particle_rows, ari_threshold, math.nan))
     return Summary(rows=rows, ari_threshold=float(ari_threshold), n_events=n_events,
-                   confusion=confusion)
+                   confusion=confusion, class_names=tuple(class_names))
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
@@ -163,10 +185,20 @@ def summary_markdown(summary: Summary) -> str:
                                  [(r["class"], r["voxel_accuracy"]) for r in summary.rows
                                   if r["class"] != PARTICLES])
         lines += ["", "Confusion matrix (voxels; rows: true class, columns: predicted class)", ""]
-        lines += _markdown_table(("true \\ pred",) + CLASS_NAMES,
-                                 [(name,) + tuple(int(v) for v in summary.confusion[c])
-                                  for c, name in enumerate(CLASS_NAMES)])
+        header, rows = _confusion_rows(summary)
+        lines += _markdown_table(("true \\ pred",) + header[1:],
+                                 [tuple(row.values()) for row in rows])
     return "\n".join(lines) + "\n"
+
+
+def _confusion_rows(summary: Summary) -> Tuple[Tuple[str, ...], List[Dict[str, Any]]]:
+    """Header and rows of the confusion table (``true_class``, then one column per class)."""
+    true, pred = summary.confusion_axes()
+    names = summary.class_names
+    header = ("true_class",) + tuple(names[p] for p in pred)
+    rows = [{"true_class": names[t], **{names[p]: int(summary.confusion[t, p]) for p in pred}}
+            for t in true]
+    return header, rows
 
 
 def write_summary(outdir: Path, summary: Summary) -> List[Path]:
@@ -177,18 +209,26 @@ def write_summary(outdir: Path, summary: Summary) -> List[Path]:
     atomic_write_text(paths[1], summary_markdown(summary))
     confusion_path = outdir / "confusion_matrix.csv"
     if summary.confusion is not None:
-        rows = [{"true_class": name, **{p: int(v) for p, v in zip(CLASS_NAMES, summary.confusion[c])}}
-                for c, name in enumerate(CLASS_NAMES)]
-        atomic_write_text(confusion_path, csv_text(("true_class",) + CLASS_NAMES, rows))
+        header, rows = _confusion_rows(summary)
+        atomic_write_text(confusion_path, csv_text(header, rows))
         paths.append(confusion_path)
     else:
         confusion_path.unlink(missing_ok=True)  # a stale one would contradict summary.md
     return paths
 
 
-def summarize_outdir(outdir: Path, ari_threshold: float) -> Summary:
-    """:func:`summarize` the merged CSVs of an evaluation directory."""
+def summarize_outdir(outdir: Path, ari_threshold: float,
+                     class_names: Optional[Sequence[str]] = None) -> Summary:
+    """:func:`summarize` the merged CSVs of an evaluation directory.
+
+    ``class_names``: the names its rows use; by default read from the rows
+    themselves (a ``Track`` row: tracks are one class), so no row is left out.
+    """
     outdir = Path(outdir)
     events = read_table(outdir / "events.csv")
-    return summarize(read_table(outdir / "cluster_metrics.csv"), read_table(outdir / "segmentation.csv"),
-                     ari_threshold, len(events), events)
+    metrics = read_table(outdir / "cluster_metrics.csv")
+    segmentation = read_table(outdir / "segmentation.csv")
+    if class_names is None:
+        seen = {r["class"] for r in metrics} | {r["true_class"] for r in segmentation}
+        class_names = names_for(single_track=TRACK_NAME in seen)
+    return summarize(metrics, segmentation, ari_threshold, len(events), events, class_names)

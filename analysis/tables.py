@@ -27,8 +27,8 @@ def identity(event: Any) -> Dict[str, Any]:
     return {key: getattr(event, key) for key in EVENT_KEY}
 
 
-def _class_name(index: int) -> str:
-    return CLASS_NAMES[index] if 0 <= index < NUM_CLASSES else ""
+def _class_name(index: int, names: Sequence[str] = CLASS_NAMES) -> str:
+    return names[index] if 0 <= index < NUM_CLASSES else ""
 
 
 def _mean(values: np.ndarray) -> float:
@@ -83,7 +83,8 @@ def _best(labels: np.ndarray) -> tuple:
     return int(keys[k]), int(counts[k])
 
 
-def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any]]]:
+def event_tables(event: Any, min_true_size: int,
+                 class_names: Sequence[str] = CLASS_NAMES) -> Dict[str, List[Dict[str, Any]]]:
     """Rows of every table of :data:`analysis.columns.TABLES` for one event.
 
     Parameters
@@ -93,6 +94,9 @@ def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any
         ``extra["true_particles"]`` (list of Particle, ``id`` = true instance id).
     min_true_size : int
         ``analysis.min_true_size``: true instances below it are not scored.
+    class_names : sequence of str
+        Name of each class index in the rows
+        (:func:`parsers.label_schemes.dataset_class_names`).
 
     Returns
     -------
@@ -107,7 +111,8 @@ def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any
     t_sem = np.asarray(event.truth_semantic, dtype=np.int64)
     pred = np.asarray(event.clusters, dtype=np.int64)
     metrics = [{**key, **row, **timing}
-               for row in evaluate_event(t_inst, pred, t_sem, min_true_size=min_true_size)]
+               for row in evaluate_event(t_inst, pred, t_sem, min_true_size=min_true_size,
+                                         class_names=class_names)]
     # A true instance is scored per class (as evaluate_event does): group by (class, id).
     stride = int(t_inst.max(initial=0)) + 1
     true_key = np.where((t_inst >= 0) & (t_sem >= 0), t_sem * stride + t_inst, UNLABELED)
@@ -120,7 +125,8 @@ def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any
         pred_id, overlap = best_pred[k]
         particle = particles.get(k % stride)
         instances.append({
-            **key, "true_id": k % stride, "class": _class_name(k // stride), "size": len(rows),
+            **key, "true_id": k % stride, "class": _class_name(k // stride, class_names),
+            "size": len(rows),
             "evaluated": int(len(rows) >= min_true_size), "energy_sum": float(energy[rows].sum()),
             **geometry(event.coords[rows], event.meta), "mean_margin": _mean(event.margins[rows]),
             "best_pred_id": pred_id, "overlap": overlap,
@@ -134,12 +140,13 @@ def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any
         true_id, overlap = _best(true_key[rows])
         geo = geometry(event.coords[rows], event.meta)
         clusters.append({
-            **key, "pred_id": k, "pred_class": _class_name(_majority(event.semantics[rows])),
+            **key, "pred_id": k,
+            "pred_class": _class_name(_majority(event.semantics[rows]), class_names),
             "size": len(rows), "energy_sum": float(energy[rows].sum()),
             **{c: v for c, v in geo.items() if c.startswith("centre")},
             "mean_margin": _mean(event.margins[rows]),
             "best_true_id": true_id % stride if true_id >= 0 else UNLABELED,
-            "best_true_class": _class_name(true_id // stride) if true_id >= 0 else "",
+            "best_true_class": _class_name(true_id // stride, class_names) if true_id >= 0 else "",
             "overlap": overlap, "match_purity": overlap / len(rows),
             "match_efficiency": overlap / len(true_groups[true_id]) if true_id >= 0 else math.nan,
             "spurious": int(true_id < 0 or best_pred[true_id][0] != k)})
@@ -149,20 +156,20 @@ def event_tables(event: Any, min_true_size: int) -> Dict[str, List[Dict[str, Any
                "n_unclustered": int(np.count_nonzero(pred == UNLABELED)),
                **{c: particle[f] for c, f in zip(PARTICLE_METRICS, PARTICLE_FIELDS)}, **timing}]
     return {"cluster_metrics": metrics, "clusters": instances, "pred_clusters": clusters,
-            "segmentation": _segmentation_rows(key, t_sem, event.semantics_pred),
+            "segmentation": _segmentation_rows(key, t_sem, event.semantics_pred, class_names),
             "events": events, "skipped_events": []}
 
 
-def _segmentation_rows(key: Dict[str, Any], truth: np.ndarray,
-                       pred: Optional[np.ndarray]) -> List[Dict[str, Any]]:
+def _segmentation_rows(key: Dict[str, Any], truth: np.ndarray, pred: Optional[np.ndarray],
+                       names: Sequence[str]) -> List[Dict[str, Any]]:
     """Non-empty confusion-matrix cells (true class, predicted class) of one event."""
     if pred is None:
         return []
     pred = np.asarray(pred, dtype=np.int64)
     valid = (truth >= 0) & (truth < NUM_CLASSES) & (pred >= 0) & (pred < NUM_CLASSES)
     cells = np.bincount(truth[valid] * NUM_CLASSES + pred[valid], minlength=NUM_CLASSES ** 2)
-    return [{**key, "true_class": CLASS_NAMES[c // NUM_CLASSES],
-             "pred_class": CLASS_NAMES[c % NUM_CLASSES], "n_voxels": int(cells[c])}
+    return [{**key, "true_class": names[c // NUM_CLASSES],
+             "pred_class": names[c % NUM_CLASSES], "n_voxels": int(cells[c])}
             for c in np.flatnonzero(cells)]
 
 

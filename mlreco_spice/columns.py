@@ -24,6 +24,7 @@ __all__ = [
     "INSTANCE_LABEL", "SEMANTIC_LABEL", "LABEL_NAMES",
     "CLASS_NAMES", "NUM_CLASSES", "HIP", "MIP", "SHOWER", "DELTA", "MICHEL",
     "CLASS_PRECEDENCE", "UNLABELED", "class_index", "class_indices",
+    "TRACK_NAME", "class_names", "shown_classes",
     "PARSER_COORD_COLS", "PARSER_FEATURE_START", "PARSER_INSTANCE_COL", "PARSER_SEMANTIC_COL",
 ]
 
@@ -68,11 +69,48 @@ NUM_CLASSES = len(CLASS_NAMES)
 #: the larger energy deposit in that voxel wins.
 CLASS_PRECEDENCE: Tuple[int, ...] = (MICHEL, DELTA, HIP, MIP, SHOWER)
 
+#: Name of class MIP where tracks are one class (files in SPINE's label scheme
+#: without PDG codes: :func:`parsers.label_schemes.dataset_class_names`).
+TRACK_NAME = "Track"
+
 _LOWER = {name.lower(): i for i, name in enumerate(CLASS_NAMES)}
+_LOWER[TRACK_NAME.lower()] = MIP  # thresholds and options written under either name read back
+
+
+def class_names(single_track: bool = False) -> Tuple[str, ...]:
+    """Display names of the classes, by class index, for CSVs, plots, thresholds and tables.
+
+    Parameters
+    ----------
+    single_track : bool
+        Tracks are one class (no PDG codes split them into HIP and MIP):
+        class MIP is named :data:`TRACK_NAME`; HIP keeps its name, though it
+        then has no true voxel.
+
+    Returns
+    -------
+    tuple of str
+        :data:`NUM_CLASSES` names; :data:`CLASS_NAMES` unless ``single_track``.
+    """
+    if not single_track:
+        return CLASS_NAMES
+    return tuple(TRACK_NAME if c == MIP else name for c, name in enumerate(CLASS_NAMES))
+
+
+def shown_classes(names: Sequence[str] = CLASS_NAMES) -> Tuple[int, ...]:
+    """Class indices that can hold true voxels under ``names`` (a :func:`class_names` result).
+
+    Every class, but HIP where tracks are one class (``names[MIP]`` is
+    :data:`TRACK_NAME`).
+    """
+    single = names[MIP] == TRACK_NAME
+    return tuple(c for c in range(NUM_CLASSES) if not (single and c == HIP))
 
 
 def class_index(name_or_index: Union[str, int]) -> int:
     """Return the class index for a class name (case-insensitive) or index.
+
+    :data:`TRACK_NAME` (the single track class of :func:`class_names`) is MIP.
 
     Raises
     ------
@@ -85,7 +123,8 @@ def class_index(name_or_index: Union[str, int]) -> int:
             return class_index(int(key))
         if key not in _LOWER:
             raise ValueError(f"unknown semantic class '{name_or_index}'; "
-                             f"valid: {', '.join(CLASS_NAMES)} (or 0-{NUM_CLASSES - 1})")
+                             f"valid: {', '.join(CLASS_NAMES)}, {TRACK_NAME} (= MIP) "
+                             f"(or 0-{NUM_CLASSES - 1})")
         return _LOWER[key]
     index = int(name_or_index)
     if not 0 <= index < NUM_CLASSES:

@@ -42,7 +42,7 @@ DEFAULT_MIN_TRUE_SIZE = 10
 
 #: Field names of one :func:`evaluate_event` row, in CSV column order.
 #:
-#: class           class name (``columns.CLASS_NAMES``)
+#: class           class name (``columns.CLASS_NAMES``, or the ``class_names`` given)
 #: n_true          true clusters evaluated (after the ``min_true_size`` mask)
 #: n_pred          predicted clusters (ids >= 0) among the evaluated voxels
 #: ari, purity, efficiency   the metrics on those voxels
@@ -248,7 +248,8 @@ def efficiency(truth, pred, min_true_size: int = DEFAULT_MIN_TRUE_SIZE) -> float
 
 def evaluate_event(truth_instance, pred_instance, truth_semantic,
                    min_true_size: int = DEFAULT_MIN_TRUE_SIZE,
-                   classes: Optional[Sequence] = None) -> List[Dict[str, object]]:
+                   classes: Optional[Sequence] = None,
+                   class_names: Sequence[str] = CLASS_NAMES) -> List[Dict[str, object]]:
     """Per-class clustering metrics of one event.
 
     Attribution: class ``c`` is scored on the voxels whose TRUE class is ``c``
@@ -266,6 +267,9 @@ def evaluate_event(truth_instance, pred_instance, truth_semantic,
         True clusters (within the class) smaller than this are masked out.
     classes : sequence of str or int, optional
         Restrict to these classes (names or indices). Default: all.
+    class_names : sequence of str
+        Name of each class index in the rows' ``class``
+        (:func:`mlreco_spice.columns.class_names`).
 
     Returns
     -------
@@ -290,7 +294,7 @@ def evaluate_event(truth_instance, pred_instance, truth_semantic,
         row = _scored(truth_instance[in_class], pred_instance[in_class], min_true_size,
                       pred_instance)
         if row["n_voxels_true"]:
-            rows.append({"class": CLASS_NAMES[c], **row})
+            rows.append({"class": class_names[c], **row})
     return rows
 
 

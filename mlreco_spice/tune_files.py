@@ -32,7 +32,9 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
         ``merge_p``, ``connect_radius_cm``, ``absorb_radius_cm``,
         ``connect_max_bend``, ``bend_window_cm``, ``reconnect_after_absorb``; distances
         in cm, converted with each event's voxel pitch) and
-        ``analysis.min_true_size`` are read from it.
+        ``analysis.min_true_size`` are read from it; the classes are named as
+        :func:`parsers.label_schemes.dataset_class_names` of ``io.dataset``
+        (``Track`` where tracks are one class, then no HIP entry).
     inputs : sequence of str
         Labelled larcv files or globs.
     output : str
@@ -54,6 +56,8 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
     dict
         The :func:`~mlreco_spice.cluster.tuning.tune_thresholds` result.
     """
+    from parsers.label_schemes import dataset_class_names
+
     from .inference import iter_event_outputs
 
     clusterer = cfg.get("model", {}).get("modules", {}).get("spice", {}).get("clusterer", {}) or {}
@@ -69,7 +73,8 @@ def tune_from_files(cfg: Mapping[str, Any], inputs: Sequence[str], output: str,
         absorb_radius_cm=clusterer.get("absorb_radius_cm"),
         connect_max_bend=clusterer.get("connect_max_bend"),
         bend_window_cm=clusterer.get("bend_window_cm", BEND_WINDOW_CM),
-        reconnect_after_absorb=bool(clusterer.get("reconnect_after_absorb", False)))
+        reconnect_after_absorb=bool(clusterer.get("reconnect_after_absorb", False)),
+        class_names=dataset_class_names(cfg.get("io", {}).get("dataset", {})))
     write_thresholds(output, result)
     log.info("wrote %s (%.0f s)", output, result["seconds"])
     return result

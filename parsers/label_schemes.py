@@ -13,7 +13,8 @@ Schemes:
     the particle whose cluster holds it has a heavy PDG code (protons by
     default), MIP otherwise; where the event carries no particle table (no
     ``particle_product`` in the schema, or none in the file) every track is
-    MIP, the single track class. Low-energy deposits are ignored (-1: kept in
+    MIP, the single track class (named ``Track`` in every output:
+    :func:`dataset_class_names`). Low-energy deposits are ignored (-1: kept in
     the input, out of losses and metrics), dropped from the event (``drop``:
     training and inference then see the same voxels) or folded into a class.
 
@@ -33,7 +34,8 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlreco_spice.columns import HIP, MIP, UNLABELED
+from mlreco_spice.columns import HIP, MIP, UNLABELED, class_names
+from mlreco_spice.errors import DataError
 
 from .event import ClusterProduct, EventRecord, Particle, SparseProduct, linear_index
 from .readers.larcv_shapes import DROP, SHAPE_TRACK, ShapeMapping, class_to_shape
@@ -236,4 +238,65 @@ def dropping_links(dataset_cfg: Dict[str, Any]) -> Optional[Dict[str, Tuple[Opti
     return semantic_links(dataset_cfg["schema"])
 
 
-__all__ += ["semantic_links", "dropping_links"]
+def _reader_native(dataset_cfg: Dict[str, Any]) -> Tuple[str, ...]:
+    """``native_classes`` of the configured reader (format ``auto``: of the first file's)."""
+    from .readers import detect_format, expand_files, reader_class
+
+    fmt = dataset_cfg.get("format", "auto")
+    if fmt == "auto":
+        files = dataset_cfg.get("files") or ()
+        try:
+            fmt = detect_format(expand_files(files)[0]) if files else None
+        except DataError:
+            fmt = None  # the command reading the files reports it
+    return tuple(reader_class(fmt).native_classes) if fmt else ()
+
+
+def single_track(dataset_cfg: Dict[str, Any], native: Optional[Iterable[str]] = None) -> bool:
+    """Whether tracks are one class (no PDG codes split them into HIP and MIP).
+
+    True when the files are read in SPINE's scheme (``labels: spine``), the
+    reader does not give our classes itself (PILArNet-M's semantics carry the
+    split) and no ``cluster3d`` entry of the schema names a particle table
+    (``particle_product``): every track voxel is then MIP, HIP never occurs.
+    The rule reads the config, not the events: a schema naming a particle
+    table that a file lacks keeps both names (its tracks are all MIP).
+
+    Parameters
+    ----------
+    dataset_cfg : dict
+        ``io.dataset``.
+    native : iterable of str, optional
+        The reader's ``native_classes``. Default: those of ``format``'s reader;
+        with ``format: auto`` those of the first file's format when
+        ``files`` names one that can be read, none otherwise.
+    """
+    if dataset_cfg.get("labels", "pilarnet2020") != "spine":
+        return False
+    native = _reader_native(dataset_cfg) if native is None else tuple(native)
+    if "semantics" in native:
+        return False
+    links = semantic_links(dataset_cfg.get("schema") or {})
+    return not any(particles for _, particles in links.values())
+
+
+def dataset_class_names(dataset_cfg: Dict[str, Any],
+                        native: Optional[Iterable[str]] = None) -> Tuple[str, ...]:
+    """Display names of the classes for a dataset: ``Track`` for MIP under :func:`single_track`.
+
+    Parameters
+    ----------
+    dataset_cfg : dict
+        ``io.dataset``.
+    native : iterable of str, optional
+        As in :func:`single_track`.
+
+    Returns
+    -------
+    tuple of str
+        :func:`mlreco_spice.columns.class_names` for this dataset.
+    """
+    return class_names(single_track(dataset_cfg, native))
+
+
+__all__ += ["semantic_links", "dropping_links", "single_track", "dataset_class_names"]

@@ -4,7 +4,8 @@
 3 delta) and keeps the particle table's PDG codes; the same events without
 the particle table stand for a file that carries none. Read with
 ``io.dataset.labels: spine``, the first gives exactly the classes of the same
-events written in our scheme; the second one track class (MIP).
+events written in our scheme; the second one track class (MIP), named
+``Track`` in evaluate's CSVs and summary and in tune's thresholds.
 """
 from __future__ import annotations
 
@@ -105,8 +106,42 @@ def test_train_predict_evaluate(kind, files, tiny_trained, tmp_path):
     out = tmp_path / "pred" / output_name(str(files[kind]))
     result = evaluate(cfg, [str(out)], str(tmp_path / "eval"), quiet=True)
     assert not result.failed_files and len(result.evaluated) == 1
-    classes = {r["class"] for r in read_table(tmp_path / "eval" / "clusters.csv")}
-    assert "MIP" in classes and ("HIP" in classes) == pdg
+    tracks = {"HIP", "MIP"} if pdg else {"Track"}
+    names = (["HIP", "MIP"] if pdg else ["Track"]) + ["Shower", "Delta", "Michel"]
+    for table in ("clusters", "cluster_metrics", "summary"):
+        classes = {r["class"] for r in read_table(tmp_path / "eval" / f"{table}.csv")}
+        assert classes & {"HIP", "MIP", "Track"} == tracks, table
+    confusion = read_table(tmp_path / "eval" / "confusion_matrix.csv")
+    assert [r["true_class"] for r in confusion] == names
+    segmentation = read_table(tmp_path / "eval" / "segmentation.csv")
+    assert {r["true_class"] for r in segmentation} & {"HIP", "MIP", "Track"} == tracks
+    markdown = (tmp_path / "eval" / "summary.md").read_text()
+    assert ("| Track |" in markdown) != pdg and ("MIP" in markdown) == pdg
+    # Summarised again from the folder alone, the names come from its rows: none is lost.
+    from analysis.summary import summarize_outdir
+
+    again = summarize_outdir(tmp_path / "eval", 0.92)
+    assert {r["class"] for r in again.rows} == \
+        {r["class"] for r in read_table(tmp_path / "eval" / "summary.csv")}
+
+
+@pytest.mark.parametrize("kind", ["spine", "bare"])
+def test_tune_names_the_track_class(kind, files, tiny_trained, tmp_path):
+    import yaml
+
+    from mlreco_spice.tune_files import tune_from_files
+
+    pdg = kind == "spine"
+    cfg = _cfg(files[kind], "spine", pdg, f"predict.weights={tiny_trained}",
+               "predict.thresholds=null", "model.modules.spice.use_true_semantics=false")
+    output = tmp_path / "thresholds.yaml"
+    result = tune_from_files(cfg, [str(files[kind])], str(output), n_events=3, step=0.25,
+                             progress=False)
+    names = (["HIP", "MIP"] if pdg else ["Track"]) + ["Shower", "Delta", "Michel"]
+    text = output.read_text()
+    assert list(yaml.safe_load(text)["s0"]) == names == list(result["scores"])
+    assert ("MIP" in text) == pdg and ("HIP" in text) == pdg and ("Track" in text) != pdg
+    assert ("Track" in result["tuned"]) != pdg
 
 
 def test_predict_drops_low_energy_voxels_as_training_does(files, tiny_trained, tmp_path):

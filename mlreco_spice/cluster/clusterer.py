@@ -22,7 +22,7 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..columns import CLASS_NAMES, NUM_CLASSES
+from ..columns import CLASS_NAMES, NUM_CLASSES, shown_classes
 from ..defaults import BEND_WINDOW_CM
 from .absorb import absorb_events
 from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
@@ -365,12 +365,18 @@ class SPICEClusterer:
                               at_least_one_seed=bool(self.steps["min_seeds"]),
                               **{k: v for k, v in self.steps.items() if k != "min_seeds"})
 
-    def thresholds(self) -> Dict[str, Dict[str, Optional[float]]]:
+    def thresholds(self, class_names: Sequence[str] = CLASS_NAMES
+                   ) -> Dict[str, Dict[str, Optional[float]]]:
         """``{"s0": {class: value}, "p0": ..., "connect_p": ..., "absorb_p": value}``:
-        what a thresholds file sets."""
-        return {"s0": dict(zip(CLASS_NAMES, self.s0)), "p0": dict(zip(CLASS_NAMES, self.p0)),
-                "connect_p": dict(zip(CLASS_NAMES, self.steps["connect_p"])),
-                "absorb_p": self.steps["absorb_p"]}
+        what a thresholds file sets, classes named ``class_names`` (HIP left out
+        where tracks are one class: :func:`~mlreco_spice.columns.shown_classes`)."""
+        shown = shown_classes(class_names)
+
+        def named(values: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
+            return {class_names[c]: values[c] for c in shown}
+
+        return {"s0": named(self.s0), "p0": named(self.p0),
+                "connect_p": named(self.steps["connect_p"]), "absorb_p": self.steps["absorb_p"]}
 
     def __repr__(self) -> str:
         return (f"SPICEClusterer(mode={self.mode!r}, min_cluster_size={self.min_cluster_size}, "

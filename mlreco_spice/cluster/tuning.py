@@ -33,7 +33,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 import numpy as np
 
 from ..atomic import atomic_write_text
-from ..columns import CLASS_NAMES, class_indices
+from ..columns import CLASS_NAMES, NUM_CLASSES, class_indices, shown_classes
 from ..defaults import BEND_WINDOW_CM, PAPER_THRESHOLDS
 from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, with_singletons
 from .kernels import drop_small, greedy_levels, log_threshold
@@ -176,7 +176,8 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                     absorb_radius_cm: Optional[float] = None,
                     connect_max_bend: Optional[float] = None,
                     reconnect_after_absorb: bool = False,
-                    bend_window_cm: float = BEND_WINDOW_CM) -> Dict:
+                    bend_window_cm: float = BEND_WINDOW_CM,
+                    class_names: Sequence[str] = CLASS_NAMES) -> Dict:
     """Grid-search ``s0`` in [0, 1] and ``p0`` in [0, 0.6] per class (then ``connect_p``).
 
     Parameters
@@ -208,11 +209,16 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     connect_max_bend, reconnect_after_absorb, bend_window_cm
         Held fixed: the bend veto (and its window, cm) in the ``connect_p`` and
         ``absorb_p`` passes, the reconnect step in the ``absorb_p`` pass.
+    class_names : sequence of str
+        Name of each class index in the result
+        (:func:`~mlreco_spice.columns.class_names`); where tracks are one class
+        (``Track``) HIP, which no voxel can be, is left out of it.
 
     Returns
     -------
     dict
-        ``s0``, ``p0`` and ``connect_p`` (class name -> value, every class;
+        ``s0``, ``p0`` and ``connect_p`` (class name -> value, every class
+        of :func:`~mlreco_spice.columns.shown_classes`;
         ``connect_p`` None where off), ``absorb_p`` (None: off), ``scores`` (class name -> ``{ari,
         purity, efficiency, n_events}`` at the optimum; NaN and 0 for classes
         left at the paper value), ``tuned`` (class names tuned), ``metric``,
@@ -221,7 +227,8 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got '{metric}'")
     grids = threshold_grid(step)
-    wanted = class_indices(classes) if classes is not None else list(range(len(CLASS_NAMES)))
+    shown = shown_classes(class_names)
+    wanted = class_indices(classes) if classes is not None else list(shown)
     # Same parsing and checks as the clusterer, before the grid search rather than after it.
     steps = step_options("fast", at_least_one_seed, refine_iterations, merge_p, connect_radius_cm,
                          None, absorb_radius_cm, None, connect_max_bend, reconnect_after_absorb,
@@ -231,7 +238,7 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                 "refine_iterations": int(refine_iterations), "merge_p": merge[c],
                 "min_cluster_size": int(min_cluster_size), "max_bend": steps["connect_max_bend"],
                 "bend_window_cm": steps["bend_window_cm"]}
-               for c in range(len(CLASS_NAMES))]
+               for c in range(NUM_CLASSES)]
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -258,12 +265,13 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
         raise ValueError("tune_thresholds needs at least one event")
     result: Dict = {"s0": {}, "p0": {}, "connect_p": {}, "scores": {}, "tuned": [],
                     "metric": metric, "step": float(step), "n_events": n_events}
-    for c, name in enumerate(CLASS_NAMES):
+    for c in sorted(set(shown) | set(wanted)):
+        name = class_names[c]
         stack = per_class.get(c, [])
         result["connect_p"][name] = None
         if not stack:
-            result["s0"][name] = PAPER_THRESHOLDS[name]["s0"]
-            result["p0"][name] = PAPER_THRESHOLDS[name]["p0"]
+            result["s0"][name] = PAPER_THRESHOLDS[CLASS_NAMES[c]]["s0"]
+            result["p0"][name] = PAPER_THRESHOLDS[CLASS_NAMES[c]]["p0"]
             result["scores"][name] = {**{m: math.nan for m in METRICS}, "n_events": 0}
             continue
         mean = np.nanmean(np.stack(stack), axis=0)  # (metrics, p0, s0)
@@ -290,7 +298,7 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
                          reconnect_after_absorb=reconnect_after_absorb,
                          bend_window_cm=bend_window_cm)
         result["absorb_p"], scores = _tune_absorb(kept, clusterer, float(absorb_radius_cm),
-                                                  min_true_size, wanted)
+                                                  min_true_size, wanted, class_names)
         for name, value in scores.items():
             result["scores"][name] = value
     result["seconds"] = time.perf_counter() - start
@@ -298,13 +306,14 @@ def tune_thresholds(events: Iterable[Mapping], step: float = 0.05, metric: str =
 
 
 def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius_cm: float,
-                 min_true_size: int, wanted: Sequence[int]):
+                 min_true_size: int, wanted: Sequence[int],
+                 class_names: Sequence[str] = CLASS_NAMES):
     """``absorb_p`` from :data:`ABSORB_P_GRID` maximising the mean over classes of mean ARI."""
 
     from ..metrics import evaluate_event
     from .clusterer import cluster_event_arrays
 
-    names = [CLASS_NAMES[c] for c in wanted]
+    names = [class_names[c] for c in wanted]
     best = (-math.inf, None, {})
     for absorb_p in ABSORB_P_GRID:
         rows: Dict[str, List[Dict]] = {name: [] for name in names}
@@ -315,7 +324,8 @@ def _tune_absorb(events: Sequence[Mapping], clusterer: Mapping, radius_cm: float
                                           absorb_radius_cm=radius_cm, absorb_p=absorb_p,
                                           **clusterer)
             for row in evaluate_event(event["truth_instance"], labels, event["truth_semantic"],
-                                      min_true_size, classes=names):
+                                      min_true_size, classes=wanted,
+                                      class_names=class_names):
                 rows[row["class"]].append(row)
         means = {name: {m: float(np.mean([r[m] for r in rs])) for m in METRICS}
                  for name, rs in rows.items() if rs}
@@ -333,7 +343,7 @@ def format_threshold_table(result: Mapping) -> str:
              f"{result.get('n_events')} events)",
              f"{'':8s} {'s0':>6s} {'p0':>6s} {'connect':>7s} {'ARI':>7s} {'purity':>7s} "
              f"{'effic.':>7s} {'events':>7s}"]
-    for name in CLASS_NAMES:
+    for name in result["s0"]:
         sc = result["scores"][name]
         connect = result.get("connect_p", {}).get(name)
         lines.append(f"{name:8s} {result['s0'][name]:6.3g} {result['p0'][name]:6.3g} "
@@ -356,11 +366,12 @@ def write_thresholds(path: str, result: Mapping) -> None:
 
     header = ["# SPICE clustering thresholds written by mlreco_spice.cluster.tuning",
               *("# " + line for line in format_threshold_table(result).splitlines())]
-    body = {key: {name: float(result[key][name]) for name in CLASS_NAMES} for key in ("s0", "p0")}
+    names = list(result["s0"])  # the result's classes, under its names (Track...)
+    body = {key: {name: float(result[key][name]) for name in names} for key in ("s0", "p0")}
     connect = result.get("connect_p", {})
     if any(v is not None for v in connect.values()):
         body["connect_p"] = {name: None if connect.get(name) is None else float(connect[name])
-                             for name in CLASS_NAMES}
+                             for name in names}
     if result.get("absorb_p") is not None:
         body["absorb_p"] = float(result["absorb_p"])
     text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False)

@@ -13,7 +13,7 @@ from mlreco_spice.registry import READERS
 
 from .base import Reader, expand_files
 
-__all__ = ["Reader", "expand_files", "open_reader", "detect_format"]
+__all__ = ["Reader", "expand_files", "open_reader", "detect_format", "reader_class"]
 
 # Modules defining readers; imported lazily so that h5py/uproot load only when used.
 _FORMAT_MODULES = {
@@ -57,6 +57,13 @@ def detect_format(file: str) -> str:
     raise DataError(f"input file {file} is neither HDF5 nor ROOT (first bytes {head!r})")
 
 
+def reader_class(fmt: str) -> type:
+    """The reader class of format ``fmt`` (a READERS name), importing only its module."""
+    if fmt in _FORMAT_MODULES:
+        importlib.import_module(_FORMAT_MODULES[fmt])
+    return READERS.get(fmt)
+
+
 def open_reader(files: Union[str, Iterable[str]], fmt: str = "auto",
                 products: Optional[Sequence[str]] = None, **options) -> Reader:
     """Open a reader over files, paths, globs or directories.
@@ -75,9 +82,7 @@ def open_reader(files: Union[str, Iterable[str]], fmt: str = "auto",
     paths = expand_files(files)
     if fmt == "auto":
         fmt = detect_format(paths[0])
-    if fmt in _FORMAT_MODULES:
-        importlib.import_module(_FORMAT_MODULES[fmt])
-    reader_cls = READERS.get(fmt)
+    reader_cls = reader_class(fmt)
     try:
         return reader_cls(paths, products=products, **options)
     except TypeError as err:
