@@ -16,7 +16,6 @@ and its default). Loading does, in order:
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import re
 from pathlib import Path
@@ -24,19 +23,16 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
-from .errors import UserError
-from .config_renames import renamed_key, renamed_message, renamed_off
-from .defaults import DEFAULTS, OPEN_MAPPINGS, PATH_KEYS, Spec, stage_schema
+from .config_renames import renamed_off
+from .config_validation import raise_all, schema_problems, where
+from .defaults import DEFAULTS, PATH_KEYS, Spec, stage_schema
+from .errors import ConfigError
 
 __all__ = ["ConfigError", "load_config", "parse_overrides", "apply_overrides",
            "validate_config", "fill_defaults", "get_key", "find_config", "dump_config",
            "default_output_dir"]
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration problem. The message names the key path and the fix."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -176,7 +172,7 @@ def _load_tree(path: Path, seen: Tuple[Path, ...] = (),
         merged = _merge(merged, _load_tree(inc_path, seen + (path,), problems))
     # Each file is checked on its own, so that every error names the file holding the key.
     if problems is not None:
-        problems.extend(_problems(tree, f"config file '{path}'"))
+        problems.extend(schema_problems(tree, f"config file '{path}'"))
     return _merge(merged, renamed_off(tree))
 
 
@@ -217,75 +213,6 @@ def apply_overrides(cfg: Dict[str, Any], items: Iterable[str]) -> Dict[str, Any]
 
 
 # -------------------------------------------------------------- validation --
-def _type_names(types: Tuple[type, ...]) -> str:
-    return " or ".join("null" if t is type(None) else t.__name__ for t in types)
-
-
-def _check_value(value: Any, spec: Any, where: str) -> None:
-    if isinstance(spec, Spec):
-        types = spec.types
-    elif spec is None:
-        return
-    else:
-        types = (type(spec),)
-    if object in types:
-        return
-    ok = any(isinstance(value, t) and not (isinstance(value, bool) and t in (int, float))
-             for t in types)
-    if not ok and float in types and isinstance(value, int) and not isinstance(value, bool):
-        ok = True
-    if not ok:
-        extra = f" ({spec.doc})" if isinstance(spec, Spec) and spec.doc else ""
-        raise ConfigError(f"'{where}' must be {_type_names(types)}, "
-                          f"got {type(value).__name__} {value!r}{extra}")
-    if isinstance(spec, Spec) and spec.choices and value not in spec.choices:
-        close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"'{where}' is {value!r}, not one of "
-                          f"{', '.join(map(str, spec.choices))}.{hint}")
-
-
-def _validate(node: Any, schema: Dict[str, Any], prefix: Tuple[str, ...],
-              errors: List[str]) -> None:
-    """Append one message per problem under ``node`` to ``errors`` (all typos, not the first)."""
-    where = ".".join(prefix) or "<top level>"
-    if not isinstance(node, dict):
-        errors.append(f"'{where}' must be a mapping, got {type(node).__name__} {node!r}")
-        return
-    for key, value in node.items():
-        keys = prefix + (str(key),)
-        path = ".".join(keys)
-        if key not in schema and renamed_key(prefix, key):
-            if value is not None:  # null (off) has no unit: still accepted
-                errors.append(renamed_message(prefix, key))
-            continue
-        if key not in schema:
-            valid = sorted(schema)
-            close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-            hint = f" Did you mean '{'.'.join(prefix + (close[0],))}'?" if close else ""
-            errors.append(f"unknown key '{key}' at '{path}'.{hint} "
-                          f"Valid keys under '{where}': {', '.join(valid)}")
-            continue
-        sub = schema[key]
-        if keys in OPEN_MAPPINGS:
-            if not isinstance(value, dict):
-                errors.append(f"'{path}' must be a mapping, got {type(value).__name__}")
-            elif OPEN_MAPPINGS[keys] == "stage":
-                for stage, block in value.items():
-                    _validate(block if block is not None else {}, stage_schema(stage),
-                              keys + (str(stage),), errors)
-        elif isinstance(sub, dict) and sub:
-            _validate(value if value is not None else {}, sub, keys, errors)
-        elif isinstance(sub, dict):  # empty dict: free-form mapping
-            if value is not None and not isinstance(value, dict):
-                errors.append(f"'{path}' must be a mapping, got {type(value).__name__}")
-        else:
-            try:
-                _check_value(value, sub, path)
-            except ConfigError as err:
-                errors.append(str(err))
-
-
 def validate_config(cfg: Dict[str, Any], require: Iterable[str] = (),
                     source: Optional[str] = None) -> None:
     """Check every key and type against the schema; raise :class:`ConfigError`.
@@ -300,31 +227,13 @@ def validate_config(cfg: Dict[str, Any], require: Iterable[str] = (),
         Where ``cfg`` came from (``"config file 'x.yaml'"``), put before the
         message. Every problem found is listed, one per line.
     """
-    errors = _problems(cfg, source)
+    errors = schema_problems(cfg, source)
     for key in require:
         value = get_key(cfg, key, default=None)
         if value in (None, [], "", {}):
-            errors.append(_where(source, f"missing required key '{key}' (set it in the config "
+            errors.append(where(source, f"missing required key '{key}' (set it in the config "
                                          f"file or with --set {key}=...)"))
-    _raise_all(errors)
-
-
-def _where(source: Optional[str], message: str) -> str:
-    return f"{source}: {message}" if source else message
-
-
-def _problems(cfg: Dict[str, Any], source: Optional[str]) -> List[str]:
-    errors: List[str] = []
-    _validate(cfg, DEFAULTS, (), errors)
-    return [_where(source, e) for e in errors]
-
-
-def _raise_all(errors: Sequence[str]) -> None:
-    """One ConfigError listing every problem (one line each)."""
-    if len(errors) == 1:
-        raise ConfigError(errors[0])
-    if errors:
-        raise ConfigError(f"{len(errors)} config problems:\n  " + "\n  ".join(errors))
+    raise_all(errors)
 
 
 def default_output_dir(config: Optional[str]) -> str:
@@ -394,7 +303,7 @@ def load_config(path: Optional[str], overrides: Iterable[str] = (),
     """
     problems: List[str] = []
     tree = _load_tree(find_config(path), problems=problems) if path else {}
-    _raise_all(problems)
+    raise_all(problems)
     overrides = list(overrides or ())
     tree = renamed_off(apply_overrides(tree, overrides))
     # The files were checked one by one; what is new here came from the overrides.

@@ -5,7 +5,7 @@ import logging
 import sys
 from typing import Callable, NoReturn
 
-__all__ = ["UserError", "DataError", "BadEventError", "run_script"]
+__all__ = ["UserError", "ConfigError", "DataError", "BadEventError", "run_script"]
 
 
 class UserError(Exception):
@@ -18,6 +18,11 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration problem. The message names the key path and the fix
+    (:mod:`mlreco_spice.config`, :mod:`mlreco_spice.config_validation`)."""
 
 
 class DataError(UserError):
