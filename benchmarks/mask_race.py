@@ -6,7 +6,8 @@ Each contender trains SPICE alone on the true classes with
 ``lovasz_logit`` (on the logit), ``bce`` (BCE on logits, SPINE's default),
 ``focal`` and ``dice`` (``mlreco_spice/losses/masks.py``). Everything else is the
 same for all: architecture, optimiser, learning rate, cosine schedule over
-``--iterations``, ``train.freeze_seediness_iterations`` scaled from the config's
+``--iterations`` (``race_common.RACE_SCHEDULE``, whatever the config's),
+``train.freeze_seediness_iterations`` scaled from the config's
 800 of 3600 to the run length, ``--batch`` events per step, seed (hence the same
 training events in the same order), and the process layout (one process with one
 OpenMP thread per contender, ``--parallel`` of them at a time).
@@ -73,7 +74,8 @@ from mlreco_spice.errors import UserError, run_script
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_methods import run_networks  # noqa: E402
 from accuracy_report import ORACLE, PAPER_SEEDS, json_safe, summarize_methods, write_csv  # noqa: E402
-from race_common import SEED_SEARCH, lock_settings, resolve_files, run_measured, scaled_freeze  # noqa: E402
+from race_common import (RACE_SCHEDULE, SEED_SEARCH, lock_settings,  # noqa: E402
+                         resolve_files, run_measured, scaled_freeze)
 
 log = logging.getLogger("mask_race")
 
@@ -154,7 +156,7 @@ def train_overrides(args: argparse.Namespace, name: str) -> List[str]:
             f"train.iterations={args.iterations}", f"train.freeze_seediness_iterations={freeze}",
             f"train.checkpoint_every={max(1, math.ceil(args.iterations / 10))}",
             "train.keep_checkpoints=2", f"train.output_dir={Path(args.out) / name / 'train'}",
-            *contender_sets(args, name)]
+            RACE_SCHEDULE, *contender_sets(args, name)]
     if args.norm_length:
         sets.append(f"model.modules.spice.network.norm_length={args.norm_length}")
     if args.device:

@@ -1,6 +1,7 @@
 """What the two training races share (``mask_race.py``, ``train_vs_spine.py``).
 
 * :data:`SEED_SEARCH`: the paper's seed search alone (issue 17, "Definitions");
+* :data:`RACE_SCHEDULE`: the learning-rate schedule the races were run with;
 * :func:`resolve_files`: input files resolved, one-line errors when missing;
 * :func:`lock_settings`: a rerun into the same output folder continues the race
   only with the same settings (``settings.json``);
@@ -20,7 +21,8 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 from mlreco_spice.atomic import atomic_write_text
 from mlreco_spice.errors import UserError
 
-__all__ = ["SEED_SEARCH", "resolve_files", "lock_settings", "scaled_freeze", "run_measured"]
+__all__ = ["SEED_SEARCH", "RACE_SCHEDULE", "resolve_files", "lock_settings", "scaled_freeze",
+           "run_measured"]
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The paper's seed search alone, as clusterer keywords: at least one seed per present
@@ -30,6 +32,12 @@ SEED_SEARCH = {"mode": "fast", "at_least_one_seed": True, "assign_leftovers": Tr
                "refine_iterations": 0, "merge_p": None, "connect_radius_cm": None,
                "connect_p": None, "connect_max_bend": None, "absorb_radius_cm": None,
                "absorb_p": None, "reconnect_after_absorb": False}
+
+
+#: The races' learning-rate schedule, pinned so that their commands reproduce their tables
+#: whatever the configs' schedule is now (``spice_stage_train.yaml`` moved to a constant rate
+#: after the schedule race; ``schedule_race.py``'s contenders override it).
+RACE_SCHEDULE = "train.lr_schedule={name: cosine, min_lr: 1.0e-5}"
 
 
 def resolve_files(args: Any, names: Sequence[str]) -> None:

@@ -12,7 +12,8 @@ diagnostic).
 
 Contenders:
 
-``cosine``    the config's: cosine from the learning rate to ``min_lr`` 1e-5 over the run
+``cosine``    cosine from the learning rate to ``min_lr`` 1e-5 over the run (the mask race's,
+              ``race_common.RACE_SCHEDULE``)
 ``constant``  no schedule
 ``step``      the rate times 0.1 after two thirds of the run
 
@@ -56,7 +57,7 @@ SHARED = ("train", "val", "iterations", "batch", "val_events", "norm_length", "d
 
 def schedule_sets(iterations: int) -> Dict[str, List[str]]:
     """Each contender's ``--set`` overrides for a run of ``iterations``."""
-    return {"cosine": [],  # the config's own: {name: cosine, min_lr: 1e-5}
+    return {"cosine": [],  # the races' pinned cosine (race_common.RACE_SCHEDULE)
             "constant": ["train.lr_schedule=null"],
             "step": ["train.lr_schedule={name: step, step_size: %d, gamma: 0.1}"
                      % max(1, round(2 * iterations / 3))]}

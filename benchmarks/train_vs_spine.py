@@ -83,7 +83,8 @@ from mlreco_spice.errors import UserError, run_script
 # A script beside its helper modules: importable both as a script and from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import write_csv  # noqa: E402
-from race_common import (SEED_SEARCH, lock_settings, resolve_files, run_measured,  # noqa: E402
+from race_common import (RACE_SCHEDULE, SEED_SEARCH, lock_settings,  # noqa: E402
+                         resolve_files, run_measured,
                          scaled_freeze)
 from race_report import RACE_COLUMNS, SIDES, race_markdown, race_rows  # noqa: E402
 
@@ -151,7 +152,7 @@ def race_overrides(args: argparse.Namespace) -> List[str]:
             f"train.freeze_seediness_iterations={freeze}",
             f"io.loader.batch_size={args.batch}", f"train.output_dir={Path(args.out) / 'ours'}",
             f"train.checkpoint_every={args.checkpoint_every}", "train.keep_checkpoints=3",
-            "train.device=cpu", *args.overrides]
+            "train.device=cpu", RACE_SCHEDULE, *args.overrides]
 
 
 def make_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Dict[str, Any]:

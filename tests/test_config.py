@@ -163,7 +163,11 @@ def test_stage_configs_share_the_joint_architecture(tmp_path, monkeypatch):
         cfg = load_config(name)
         assert cfg["model"]["stages"] == [stage]
         assert cfg["model"]["modules"][stage]["network"] == joint[stage]["network"], name
-        assert cfg["train"]["lr_schedule"] == load_config("spice_train")["train"]["lr_schedule"]
+    # uresnet keeps the joint config's cosine; SPICE trains at a constant rate (the
+    # schedule race's result, BENCHMARKS.md).
+    assert load_config("uresnet_train")["train"]["lr_schedule"] == \
+        load_config("spice_train")["train"]["lr_schedule"]
+    assert load_config("spice_stage_train")["train"]["lr_schedule"] is None
     spice = load_config("spice_stage_train")["model"]["modules"]["spice"]
     assert spice["use_true_semantics"] is True and "semantics" not in spice["network_input"]
 
