@@ -44,7 +44,7 @@ from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
 from .sampling import IterationBatchSampler
 from .schedule import build_scheduler, restart_from_weights, resumed_cosine, warmup_factor
-from .training_log import SkipRecorder, TrainLog, scalar_terms
+from .training_log import CPU_KEY, SkipRecorder, TrainLog, scalar_terms
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
 
     minutes = tcfg.get("checkpoint_minutes")
     saved_at = time.monotonic()
+    # Process CPU time between logged rows, summed over the ranks: the CPU a run really
+    # used (a step's wall time overstates it when the machine is shared).
+    cpu_mark = time.process_time()
 
     def checkpoint_due(iteration: int) -> bool:
         # Wall-clock checkpoints too: a long run on a busy machine loses at most
@@ -289,7 +292,10 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
                 log.warning("iteration %d: every event of the batch was skipped", iteration)
                 iteration += 1
                 if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
-                    dist.mean_over_ranks({})  # the other ranks wait for this rank's terms
+                    # The other ranks wait for this rank's terms (none) and CPU time.
+                    now = time.process_time()
+                    dist.mean_over_ranks({CPU_KEY: now - cpu_mark})
+                    cpu_mark = now
                 bar.update(1)
                 continue
             optimizer.zero_grad(set_to_none=True)
@@ -311,8 +317,11 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             elapsed = time.perf_counter() - tick
             if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
                 # Every rank takes part (a collective); rank 0 writes the means.
-                train_log.write(iteration, dist.mean_over_ranks(scalar_terms(terms)),
-                                used_lr, elapsed)
+                now = time.process_time()
+                means = dist.mean_over_ranks({**scalar_terms(terms), CPU_KEY: now - cpu_mark})
+                cpu_mark = now
+                train_log.write(iteration, means, used_lr, elapsed,
+                                cpu_seconds=means.pop(CPU_KEY) * dist.world_size)
             bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", refresh=False)
             bar.update(1)
             if checkpoint_due(iteration) or interrupted["flag"]:

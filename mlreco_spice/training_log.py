@@ -22,9 +22,11 @@ from .atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainLog", "SkipRecorder", "read_train_log", "scalar_terms"]
+__all__ = ["TrainLog", "SkipRecorder", "read_train_log", "scalar_terms", "CPU_KEY"]
 
-_FIXED = ("iteration", "lr", "time_s", "wall_time")
+_FIXED = ("iteration", "lr", "time_s", "cpu_s", "wall_time")
+#: Key of the process CPU time in the dict the ranks average (not a loss term).
+CPU_KEY = "_cpu_s"
 
 
 def read_train_log(path: Path) -> List[Dict[str, str]]:
@@ -74,19 +76,26 @@ class TrainLog:
         self.columns = columns
         self._stream = open(self.path, "a", newline="")
 
-    def write(self, iteration: int, terms: Mapping[str, torch.Tensor], lr: float, seconds: float) -> None:
-        """Append one row; scalar tensors only (per-class vectors are skipped)."""
+    def write(self, iteration: int, terms: Mapping[str, torch.Tensor], lr: float, seconds: float,
+              cpu_seconds: Optional[float] = None) -> None:
+        """Append one row; scalar tensors only (per-class vectors are skipped).
+
+        ``seconds`` is the step's wall time, ``cpu_seconds`` the process CPU time since the
+        previous row, summed over the ranks (empty when not given).
+        """
         if not self.enabled:
             return
         values = scalar_terms(terms)
         if self.columns is None:
             self._rewrite(list(_FIXED) + sorted(values), [])
-        elif not set(values) <= set(self.columns):
-            names = set(self.columns[len(_FIXED):]) | set(values)
-            log.info("train_log.csv: new loss term(s) %s, header rewritten",
-                     ", ".join(sorted(set(values) - set(self.columns))))
+        elif not set(_FIXED) | set(values) <= set(self.columns):
+            # A new loss term, or a log written before a fixed column existed (cpu_s).
+            names = (set(self.columns) - set(_FIXED)) | set(values)
+            log.info("train_log.csv: new column(s) %s, header rewritten", ", ".join(
+                sorted((set(_FIXED) | set(values)) - set(self.columns))))
             self._rewrite(list(_FIXED) + sorted(names), read_train_log(self.path))
         row = {"iteration": iteration, "lr": lr, "time_s": f"{seconds:.4f}",
+               "cpu_s": "" if cpu_seconds is None else f"{cpu_seconds:.4f}",
                "wall_time": f"{time.time():.3f}", **values}
         csv.writer(self._stream).writerow([_fmt(row.get(c, "")) for c in self.columns])
         self._stream.flush()

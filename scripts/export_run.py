@@ -9,7 +9,7 @@ a fresh machine may not have it. Before a session stops, this script writes
   (the position in the schedule), event passes, the learning rate, the
   simulator version of its training file and the run's config;
 * one row per stretch in ``<out>/README.md``'s log: the iterations, event
-  passes and process CPU time this stretch added.
+  passes and CPU-hours this stretch added (:func:`stretch_cpu_hours`).
 
 It overwrites the same paths each time. ``--combine`` instead joins the two
 stages' exported weights into one chain file (the shipped default's format).
@@ -37,13 +37,24 @@ from mlreco_spice.errors import UserError  # noqa: E402
 
 log = logging.getLogger("export_run")
 
-_LOG_HEADER = ("| exported (UTC) | stage | iterations | event passes | core-hours (steps) |\n"
+_LOG_HEADER = ("| exported (UTC) | stage | iterations | event passes | CPU-hours |\n"
                "|---|---|---|---|---|\n")
 _LOG_TITLE = "## Stretches"
 
 
 def _stretch_rows(rows: List[Dict[str, str]], after: int, upto: int) -> List[Dict[str, str]]:
     return [r for r in rows if after < int(r["iteration"]) <= upto]
+
+
+def stretch_cpu_hours(rows: List[Dict[str, str]], world: int) -> float:
+    """CPU-hours of logged training rows: their process CPU time summed over the ranks
+    (``cpu_s``); rows logged before that column existed count their step's wall time
+    (``time_s``) times the processes, which is the CPU time only on an idle machine."""
+    seconds = 0.0
+    for row in rows:
+        cpu = row.get("cpu_s") or ""
+        seconds += float(cpu) if cpu else float(row["time_s"]) * world
+    return seconds / 3600.0
 
 
 def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, Any]:
@@ -73,9 +84,7 @@ def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, 
     rows = read_train_log(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() \
         else []
     stretch = _stretch_rows(rows, before, iteration)
-    # Core-hours of the training steps: each step's wall time (train_log.csv time_s) times
-    # the processes that ran it, one core each; start-up and checkpoint writes left out.
-    core_hours = sum(float(r["time_s"]) for r in stretch) * world / 3600.0
+    cpu_hours = stretch_cpu_hours(stretch, world)
     files = cfg["io"]["dataset"]["files"]
     try:
         sim = read_simulation_info(files[0]) if files else None
@@ -90,21 +99,22 @@ def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, 
         "lr": float(rows[-1]["lr"]) if rows else None,
         "events_per_iteration": batch,
         "event_passes": iteration * batch,
-        "core_hours": round(float((previous or {}).get("core_hours", 0.0)) + core_hours, 3),
+        "cpu_hours": round(float((previous or {}).get("cpu_hours", (previous or {}).get(
+            "core_hours", 0.0))) + cpu_hours, 3),  # core_hours: its name before session 24
         "simulator": sim,
         "checkpoint": str(checkpoint),
         "config": cfg,
     }
     atomic_write_text(record_path, yaml.safe_dump(record, sort_keys=False))
     _log_stretch(out / "README.md", stage, before, iteration, (iteration - before) * batch,
-                 core_hours)
+                 cpu_hours)
     log.info("exported %s (iteration %d of %d, %d event passes) to %s", checkpoint, iteration,
              total, iteration * batch, out / f"{stage}.pt")
     return record
 
 
 def _log_stretch(readme: Path, stage: str, before: int, iteration: int, passes: int,
-                 core_hours: float) -> None:
+                 cpu_hours: float) -> None:
     """Append this stretch to the README's log (the table is created when absent)."""
     text = readme.read_text() if readme.is_file() else "# Long training run\n"
     if _LOG_TITLE not in text:
@@ -112,7 +122,7 @@ def _log_stretch(readme: Path, stage: str, before: int, iteration: int, passes: 
     if iteration == before:
         return atomic_write_text(readme, text)
     stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
-    row = f"| {stamp} | {stage} | {before}–{iteration} | {passes:,} | {core_hours:.2f} |\n"
+    row = f"| {stamp} | {stage} | {before}–{iteration} | {passes:,} | {cpu_hours:.2f} |\n"
     atomic_write_text(readme, text.rstrip("\n") + "\n" + row)
 
 

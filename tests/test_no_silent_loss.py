@@ -214,6 +214,19 @@ def test_train_log_keeps_a_term_first_seen_in_a_later_batch(tmp_path):
     assert rows[1]["mask_Michel"] == "0.3" and rows[2]["mask_Delta"] == "0.1"
 
 
+def test_train_log_from_before_cpu_column_gains_it_on_resume(tmp_path):
+    path = tmp_path / "train_log.csv"
+    path.write_text("iteration,lr,time_s,wall_time,loss\n1,0.01,0.5,100.0,1.0\n"
+                    "2,0.01,0.5,101.0,0.9\n3,0.01,0.5,102.0,0.8\n")
+    resumed = TrainLog(path, start_iteration=2)
+    resumed.write(3, {"loss": 0.7}, 0.01, 0.4, cpu_seconds=0.75)
+    resumed.close()
+    rows = read_train_log(path)
+    assert [r["iteration"] for r in rows] == ["1", "2", "3"]
+    assert [r["cpu_s"] for r in rows] == ["", "", "0.7500"]
+    assert [r["loss"] for r in rows] == ["1.0", "0.9", "0.7"]
+
+
 # -- 6. silent no-ops and overwrites ------------------------------------------------------------
 def test_empty_shard_says_so(predict_cfg, tiny_files, tmp_path, caplog):
     from mlreco_spice.predict import predict_files

@@ -36,10 +36,15 @@ def tiny_cfg(files, out, iterations=30, extra=()):
 
 
 def test_training_writes_log_and_checkpoints(tiny_files, tmp_path):
+    cpu_before = time.process_time()
     result = train(tiny_cfg(tiny_files, tmp_path / "run"), progress=False)
+    cpu_used = time.process_time() - cpu_before
     assert result.last_iteration == 30
     rows = read_train_log(tmp_path / "run" / "train_log.csv")
     assert [int(r["iteration"]) for r in rows] == list(range(1, 31))
+    # cpu_s: this process's CPU time between rows (one rank), within what the call used.
+    cpu = [float(r["cpu_s"]) for r in rows]
+    assert all(c > 0 for c in cpu) and sum(cpu) <= cpu_used
     for column in LOSS_COLUMNS:
         assert column in rows[0]
     assert all(float(r["loss"]) > 0 for r in rows)
@@ -142,6 +147,10 @@ def test_torchrun_two_processes_gloo_identical_parameters(tiny_files, tmp_path):
         assert torch.equal(a[key], b[key]), key
     rows = read_train_log(out / "train_log.csv")  # rank 0 only writes
     assert [int(r["iteration"]) for r in rows] == list(range(1, 9))
+    # cpu_s sums the two ranks' CPU time: positive, and at most two cores' worth of the run.
+    wall = float(rows[-1]["wall_time"]) - float(rows[0]["wall_time"]) + float(rows[0]["time_s"])
+    assert all(float(r["cpu_s"]) > 0 for r in rows)
+    assert sum(float(r["cpu_s"]) for r in rows[1:]) <= 2 * wall + 1.0
     # The logged terms are the ranks' means: each rank wrote its own (script above).
     per_rank = {}
     for rank in (0, 1):

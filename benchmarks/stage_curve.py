@@ -1,0 +1,284 @@
+"""Accuracy against event passes for a stage-wise training run (issue 18's curve).
+
+A long run trains its two stages apart (``make train-default``): uresnet on the
+true classes' voxels, SPICE on the true classes. Each stage's checkpoints are
+scored on their own, on test events never used in training or tuning:
+
+``spice``    per checkpoint: the paper's seed search alone (``race_common.SEED_SEARCH``)
+             with its ``s0``/``p0`` tuned on the first ``--tune-events`` validation
+             events, and the truth-centroid diagnostic (the best any kernel
+             clustering of these embeddings could do); mean ARI per class, true
+             classes clustered, true clusters under ``analysis.min_true_size`` masked.
+``uresnet``  per checkpoint: segmentation accuracy per true class (the fraction of the
+             class's voxels given that class) and over all voxels.
+
+The CSV in ``--out`` grows: a checkpoint already scored on the same events is skipped,
+so rerunning after every stretch of training extends the curve (``train``'s
+``keep_checkpoints`` rotates old checkpoints away; keep hard links to them, e.g. in
+``RUN/kept/<stage>/``). Outputs: ``curve_<stage>.csv``, ``curve_<stage>.md`` (the table
+for BENCHMARKS.md) and ``curve_<stage>.png``; ``thresholds/`` the tuned s0/p0.
+
+Usage::
+
+    .venv/bin/python benchmarks/stage_curve.py RUN/kept/spice --stage spice \\
+        --test-file DATA/test_seed3.h5 --val-file DATA/val.h5 --out RUN/curve
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mlreco_spice.atomic import atomic_path, atomic_write_text
+from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
+from mlreco_spice.errors import UserError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_report import ORACLE, PAPER_SEEDS, summarize_methods, write_csv  # noqa: E402
+from race_common import SEED_SEARCH  # noqa: E402
+
+log = logging.getLogger("stage_curve")
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("spice", "uresnet")
+#: Scored methods of the SPICE stage and their names in the table.
+SPICE_METHODS = {PAPER_SEEDS: "seed search", ORACLE: "truth centroids"}
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Command-line options (see ``--help``)."""
+    p = argparse.ArgumentParser(description=__doc__.split("Usage::")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", help="folder of one stage's checkpoint-*.pt")
+    p.add_argument("--stage", choices=STAGES, required=True, help="the stage they train")
+    p.add_argument("--test-file", required=True, help="scored events (a seed never used in "
+                   "training or tuning, e.g. test_seed3.h5)")
+    p.add_argument("--events", type=int, default=100, help="test events scored per checkpoint "
+                   "(first N) (default: %(default)s)")
+    p.add_argument("--val-file", help="validation file for tuning s0/p0 (stage spice)")
+    p.add_argument("--tune-events", type=int, default=50, help="validation events tuning "
+                   "s0/p0 per checkpoint (default: %(default)s)")
+    p.add_argument("--world", type=int, default=2, help="processes the run trains with: "
+                   "event passes = iteration x io.loader.batch_size x world (default: %(default)s)")
+    p.add_argument("--min-gap", type=int, default=0, metavar="PASSES", help="skip a checkpoint "
+                   "within this many event passes of one already scored (default: %(default)s)")
+    p.add_argument("--out", default=str(ROOT / "runs/stage_curve"), help="output folder "
+                   "(default: %(default)s)")
+    p.add_argument("--device", help="torch device (default: the config's train.device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    for name in ("events", "tune_events", "world"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.stage == "spice" and not args.val_file:
+        p.error("--stage spice needs --val-file (s0/p0 are tuned per checkpoint)")
+    for name in ("test_file", "val_file"):
+        path = getattr(args, name)
+        if path and not Path(path).is_file():
+            p.error(f"--{name.replace('_', '-')}: {path} not found")
+    if args.val_file and Path(args.val_file).resolve() == Path(args.test_file).resolve():
+        p.error("--val-file is --test-file: use an independent test set")
+    return args
+
+
+def read_rows(path: Path) -> List[Dict[str, str]]:
+    """The curve so far (empty when the CSV is absent)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def stage_config(stage: str, weights: Path) -> Dict[str, Any]:
+    """Inference config of one stage's checkpoint: the checkpoint's own config (its
+    architecture), events in file order, labels read (``clust_label``)."""
+    import copy
+
+    from analysis.sources import LABEL_ENTRY, require_labels
+    from mlreco_spice.checkpoint import load_checkpoint
+    from mlreco_spice.config import load_config
+
+    cfg = copy.deepcopy(load_checkpoint(weights)["config"])
+    cfg["predict"].update(weights=str(weights), thresholds=None)
+    cfg["io"]["loader"].update(batch_size=1, shuffle=False)
+    schema = cfg["io"]["dataset"]["schema"]
+    if LABEL_ENTRY not in schema:
+        # uresnet trains on seg_label alone; the truth is read as the SPICE stage reads it.
+        schema[LABEL_ENTRY] = load_config("spice_stage_train")["io"]["dataset"]["schema"][LABEL_ENTRY]
+    if stage == "spice":
+        # The engine's own clustering is not scored: the methods re-cluster its outputs.
+        cfg["model"]["modules"]["spice"]["clusterer"].update(SEED_SEARCH, enabled=False)
+        cfg["model"]["modules"]["spice"]["use_true_semantics"] = True
+    require_labels(cfg)
+    return cfg
+
+
+def score_spice(args: argparse.Namespace, weights: Path, iteration: int
+                ) -> Tuple[Dict[str, Dict[str, float]], int]:
+    """Seed search (s0/p0 tuned on validation) and truth centroids: ``{method: {class: ari}}``
+    and the events scored."""
+    from accuracy_methods import run_networks
+    from mlreco_spice.inference import InferenceEngine, load_thresholds
+    from mlreco_spice.tune_files import tune_from_files
+    from parsers.dataset import SpiceDataset
+
+    cfg = stage_config("spice", weights)
+    engine = InferenceEngine(cfg, args.device)
+    thresholds = Path(args.out) / "thresholds" / f"spice-{iteration:07d}.yaml"
+    thresholds.parent.mkdir(parents=True, exist_ok=True)
+    tune_from_files(engine.cfg, [args.val_file], str(thresholds), n_events=args.tune_events,
+                    engine=engine, progress=not args.no_progress)
+    options = {k: v for k, v in engine.cfg["model"]["modules"]["spice"]["clusterer"].items()
+               if k != "enabled"}
+    options.update({k: load_thresholds(str(thresholds))[k] for k in ("s0", "p0")})
+    items = SpiceDataset(engine.cfg["io"], files=[args.test_file]).good_items(args.events)
+    result = run_networks({"spice_true_semantics": engine}, items, args.events,
+                          int(cfg["analysis"]["min_true_size"]), progress=not args.no_progress,
+                          desc=weights.name, paper_thresholds=options)
+    rows = [r for r in result["rows"] if r["method"] in SPICE_METHODS]
+    summaries = summarize_methods(rows, np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64),
+                                  result["n_events"], float(cfg["analysis"]["ari_threshold"]))
+    return {SPICE_METHODS[m]: {c: s.get(c, {}).get("ari", float("nan"))
+                               for c in CLASS_NAMES + ("all",)}
+            for m, s in summaries.items()}, result["n_events"]
+
+
+def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Dict[str, float]], int]:
+    """Segmentation accuracy per true class and over all voxels (``{"segmentation": {...}}``)
+    and the events scored."""
+    from tqdm import tqdm
+
+    from mlreco_spice.inference import InferenceEngine
+    from parsers.dataset import SpiceDataset
+
+    engine = InferenceEngine(stage_config("uresnet", weights), args.device)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    n_events = 0
+    items = SpiceDataset(engine.cfg["io"], files=[args.test_file]).good_items(args.events)
+    for item in tqdm(items, total=args.events, desc=weights.name, unit="event",
+                     disable=args.no_progress):
+        pred = engine.run(item)
+        ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
+        np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)
+        n_events += 1
+    totals = confusion.sum(axis=1)
+    accuracy = {c: (confusion[i, i] / totals[i] if totals[i] else float("nan"))
+                for i, c in enumerate(CLASS_NAMES)}
+    accuracy["all"] = np.trace(confusion) / max(int(confusion.sum()), 1)
+    return {"segmentation": accuracy}, n_events
+
+
+def markdown(rows: Sequence[Dict[str, Any]], stage: str, command: str) -> str:
+    """The curve as a table: one line per checkpoint, the methods side by side."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    classes = list(CLASS_NAMES)
+    head = ["checkpoint iteration", "event passes"] + [
+        f"{m}: {' / '.join(classes)} (all)" for m in methods]
+    lines = [f"Command: `{command}`", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
+    for iteration in sorted({int(r["iteration"]) for r in rows}):
+        mine = {r["method"]: r for r in rows if int(r["iteration"]) == iteration}
+        cells = [f"{iteration:,}", f"{int(next(iter(mine.values()))['event_passes']):,}"]
+        for m in methods:
+            r = mine.get(m)
+            cells.append("–" if r is None else " / ".join(_fmt(r[c]) for c in classes)
+                         + f" ({_fmt(r['all'])})")
+        lines.append("| " + " | ".join(cells) + " |")
+    what = ("mean ARI per true class" if stage == "spice" else "voxel accuracy per true class")
+    return "\n".join(lines) + f"\n\n({what}; {rows[0]['events']} test events of " \
+                              f"{Path(rows[0]['test_file']).name})\n"
+
+
+def _fmt(value: Any) -> str:
+    v = float(value)
+    return "–" if v != v else f"{v:.3f}"
+
+
+def plot(rows: Sequence[Dict[str, Any]], path: Path, stage: str) -> None:
+    """One line per (method, class) against event passes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = ("-", ":", "--")
+    for m, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: int(r["iteration"]))
+        x = [int(r["event_passes"]) for r in mine]
+        for c, name in enumerate(CLASS_NAMES):
+            ax.plot(x, [float(r[name]) for r in mine], styles[m % len(styles)], color=f"C{c}",
+                    marker="o", ms=3, label=f"{name} ({method})")
+    ax.set_xlabel("event passes")
+    ax.set_ylabel("mean ARI" if stage == "spice" else "voxel accuracy")
+    ax.set_title(f"{stage} stage: accuracy against training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from mlreco_spice.checkpoint import list_checkpoints, load_checkpoint
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / f"curve_{args.stage}.csv"
+    rows: List[Dict[str, Any]] = read_rows(csv_path)
+    test_file = str(Path(args.test_file).resolve())
+    done = {(int(r["iteration"]), r["test_file"], int(r["events"])) for r in rows}
+    checkpoints = list_checkpoints(Path(args.checkpoints))
+    if not checkpoints:
+        log.error("no checkpoint-*.pt in %s", args.checkpoints)
+        return 1
+    try:
+        for path in checkpoints:
+            iteration = int(re.search(r"(\d+)", path.name).group(1))
+            state = load_checkpoint(path)
+            stages = list(state["config"]["model"]["stages"])
+            if stages != [args.stage]:
+                raise UserError(f"{path} trains {stages}, not [{args.stage}]")
+            passes = iteration * int(state["config"]["io"]["loader"]["batch_size"]) * args.world
+            del state
+            if (iteration, test_file, args.events) in done:
+                continue
+            if any(abs(passes - int(r["event_passes"])) < args.min_gap for r in rows
+                   if r["test_file"] == test_file and int(r["events"]) == args.events):
+                continue
+            log.info("scoring %s (%d event passes)", path.name, passes)
+            scores, n_events = (score_spice(args, path, iteration) if args.stage == "spice"
+                                else score_uresnet(args, path))
+            for method, values in scores.items():
+                rows.append({"iteration": iteration, "event_passes": passes,
+                             "test_file": test_file, "events": n_events, "method": method,
+                             **{c: f"{values[c]:.4f}" for c in CLASS_NAMES + ("all",)}})
+            rows.sort(key=lambda r: (int(r["iteration"]), r["method"]))
+            # After each checkpoint: a stop loses at most the one being scored.
+            write_csv(csv_path, ("iteration", "event_passes", "test_file", "events", "method")
+                      + CLASS_NAMES + ("all",), rows)
+    except UserError as err:
+        log.error("%s", err)
+        return 1
+    if not rows:
+        log.error("nothing scored")
+        return 1
+    command = "benchmarks/stage_curve.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    atomic_write_text(out / f"curve_{args.stage}.md", markdown(rows, args.stage, command))
+    plot(rows, out / f"curve_{args.stage}.png", args.stage)
+    print((out / f"curve_{args.stage}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

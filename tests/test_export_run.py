@@ -1,0 +1,48 @@
+"""scripts/export_run.py: a long run's stretches exported with their event passes and CPU time."""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from export_run import export_stage, stretch_cpu_hours  # noqa: E402
+
+from mlreco_spice.checkpoint import load_checkpoint  # noqa: E402
+from mlreco_spice.train import train  # noqa: E402
+from mlreco_spice.training_log import read_train_log  # noqa: E402
+from test_train import tiny_cfg  # noqa: E402
+
+
+def test_cpu_hours_use_process_time_and_fall_back_to_wall_time_per_process():
+    rows = [{"time_s": "2.0", "cpu_s": ""},        # logged before cpu_s existed: 2 s x 2 ranks
+            {"time_s": "2.0", "cpu_s": "1.5"},     # shared machine: less CPU than wall x ranks
+            {"time_s": "1.0", "cpu_s": "3.0"}]     # data loading between steps counts too
+    assert stretch_cpu_hours(rows, world=2) == pytest.approx((4.0 + 1.5 + 3.0) / 3600)
+    assert stretch_cpu_hours([], world=2) == 0.0
+
+
+def test_two_stretches_are_exported_and_logged(tiny_files, tmp_path):
+    run, out = tmp_path / "run", tmp_path / "weights_run"
+    train(tiny_cfg(tiny_files, run, iterations=10), progress=False)
+    first = export_stage(run, "spice", out, world=1)
+    assert first["iteration"] == 10 and first["total_iterations"] == 10
+    assert first["event_passes"] == 20  # batch 2 x 1 process
+    rows = read_train_log(run / "train_log.csv")
+    assert first["cpu_hours"] == pytest.approx(sum(float(r["cpu_s"]) for r in rows) / 3600,
+                                               abs=1e-3)
+    weights = load_checkpoint(out / "spice.pt")
+    assert all(v.dtype == torch.float16 for v in weights["model"].values()
+               if v.is_floating_point())
+    assert weights["iteration"] == 10
+    # A second stretch: the run resumed to 16 iterations, exported over the same paths.
+    train(tiny_cfg(tiny_files, run, iterations=16), resume=True, progress=False)
+    second = export_stage(run, "spice", out, world=1)
+    assert second["iteration"] == 16 and second["event_passes"] == 32
+    assert second["cpu_hours"] >= first["cpu_hours"]
+    record = yaml.safe_load((out / "spice.yaml").read_text())
+    assert record["iteration"] == 16 and record["config"]["train"]["iterations"] == 16
+    log_rows = [line for line in (out / "README.md").read_text().splitlines()
+                if line.startswith("| 20")]
+    assert [row.split(" | ")[2:4] for row in log_rows] == [["0–10", "20"], ["10–16", "12"]]

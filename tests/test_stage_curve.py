@@ -1,0 +1,87 @@
+"""benchmarks/stage_curve.py: each stage's checkpoints scored once, the curve extended on rerun."""
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import stage_curve  # noqa: E402
+
+from mlreco_spice.config import load_config  # noqa: E402
+from mlreco_spice.train import train  # noqa: E402
+from test_train import tiny_cfg  # noqa: E402
+
+TINY_NET = "{filters: 4, depth: 2, reps: 1, input_kernel: 3}"
+
+
+def _rows(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+@pytest.fixture(scope="module")
+def spice_run(tiny_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spice_run")
+    train(tiny_cfg(tiny_files, out, iterations=20), progress=False)  # checkpoints 10, 20
+    return out
+
+
+def test_spice_checkpoints_scored_once_then_skipped(spice_run, tiny_files, tmp_path, monkeypatch):
+    argv = [str(spice_run), "--stage", "spice", "--test-file", str(tiny_files[0]),
+            "--val-file", str(tiny_files[1]), "--events", "3", "--tune-events", "2",
+            "--world", "1", "--out", str(tmp_path), "--no-progress"]
+    assert stage_curve.main(argv) == 0
+    rows = _rows(tmp_path / "curve_spice.csv")
+    assert [(r["iteration"], r["method"]) for r in rows] == [
+        ("10", "seed search"), ("10", "truth centroids"),
+        ("20", "seed search"), ("20", "truth centroids")]
+    for r in rows:
+        assert int(r["event_passes"]) == 2 * int(r["iteration"])  # batch 2 x 1 process
+        assert int(r["events"]) == 3
+        values = [float(r[c]) for c in ("HIP", "MIP", "Shower", "Delta", "Michel", "all")]
+        assert all(math.isnan(v) or -1.0 <= v <= 1.0 for v in values)
+        assert not math.isnan(float(r["all"]))
+    assert sorted(p.name for p in (tmp_path / "thresholds").iterdir()) == [
+        "spice-0000010.yaml", "spice-0000020.yaml"]
+    table = (tmp_path / "curve_spice.md").read_text()
+    assert "| 20 | 40 |" in table and "seed search: HIP / MIP" in table
+    assert (tmp_path / "curve_spice.png").stat().st_size > 0
+
+    # A rerun scores nothing already scored on the same events.
+    def must_not_score(*args, **kwargs):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(stage_curve, "score_spice", must_not_score)
+    assert stage_curve.main(argv) == 0
+    assert _rows(tmp_path / "curve_spice.csv") == rows
+
+
+def test_min_gap_thins_the_checkpoints(spice_run, tiny_files, tmp_path):
+    argv = [str(spice_run), "--stage", "spice", "--test-file", str(tiny_files[0]),
+            "--val-file", str(tiny_files[1]), "--events", "2", "--tune-events", "2",
+            "--world", "1", "--min-gap", "30", "--out", str(tmp_path), "--no-progress"]
+    assert stage_curve.main(argv) == 0
+    assert {r["iteration"] for r in _rows(tmp_path / "curve_spice.csv")} == {"10"}  # 40 - 20 < 30
+
+
+def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, caplog):
+    run = tmp_path / "uresnet"
+    cfg = load_config("uresnet_train", [
+        f"io.dataset.files={list(map(str, tiny_files))}", f"train.output_dir={run}",
+        "train.iterations=4", "train.checkpoint_every=4", "io.loader.batch_size=2",
+        f"model.modules.uresnet.network.uresnet={TINY_NET}"])
+    train(cfg, progress=False)
+    out = tmp_path / "curve"
+    assert stage_curve.main([str(run), "--stage", "uresnet", "--test-file", str(tiny_files[0]),
+                             "--events", "2", "--world", "2", "--out", str(out),
+                             "--no-progress"]) == 0
+    (row,) = _rows(out / "curve_uresnet.csv")
+    assert row["method"] == "segmentation" and int(row["event_passes"]) == 4 * 2 * 2
+    assert 0.0 <= float(row["all"]) <= 1.0
+    # A uresnet run scored as SPICE: named, not scored.
+    assert stage_curve.main([str(run), "--stage", "spice", "--test-file", str(tiny_files[0]),
+                             "--val-file", str(tiny_files[1]), "--out", str(out),
+                             "--no-progress"]) == 1
+    assert "trains ['uresnet'], not [spice]" in caplog.text
