@@ -50,6 +50,47 @@ def test_too_few_voxels_near_the_contact_give_no_direction():
     assert np.isnan(bend[0])
 
 
+def _reference_bend_angles(coords, fragment, first, second, contact_a, contact_b, window):
+    """The veto's definition written plainly (one ball query and np.cov per side)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(coords)
+    out = np.full(len(first), np.nan)
+    for i, (f, g) in enumerate(zip(first, second)):
+        touching = np.isin(fragment[contact_a], (f, g)) & np.isin(fragment[contact_b], (f, g)) \
+            & (fragment[contact_a] != fragment[contact_b])
+        centre = (coords[contact_a[touching]] + coords[contact_b[touching]]).mean(axis=0) / 2.0
+        near = np.asarray(tree.query_ball_point(centre, window), dtype=np.int64)
+        directions = []
+        for frag in (f, g):
+            points = coords[near[fragment[near] == frag]] - centre
+            if len(points) < 3:
+                break
+            axis = np.linalg.eigh(np.cov(points.T))[1][:, -1]
+            directions.append(axis if (points @ axis).mean() >= 0 else -axis)
+        if len(directions) == 2:
+            out[i] = np.degrees(np.arccos(np.clip(-directions[0] @ directions[1], -1, 1)))
+    return out
+
+
+def test_bend_angles_match_the_plain_definition_on_random_fragments():
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        coords = np.unique(rng.integers(0, 25, size=(600, 3)), axis=0).astype(float)
+        fragment = rng.integers(-1, 12, size=len(coords))
+        a, b = np.array([(i, j) for i in range(len(coords)) for j in range(i + 1, len(coords))
+                         if np.abs(coords[i] - coords[j]).max() <= 1]).T
+        keep = (fragment[a] >= 0) & (fragment[b] >= 0) & (fragment[a] != fragment[b])
+        a, b = a[keep], b[keep]
+        pairs = np.unique(np.sort(np.stack([fragment[a], fragment[b]], 1), axis=1), axis=0)
+        first, second = pairs[:, 0], pairs[:, 1]
+        got = bend_angles(coords, fragment, first, second, a, b, 6.0)
+        want = _reference_bend_angles(coords, fragment, first, second, a, b, 6.0)
+        assert (~np.isnan(want)).sum() > 10  # defined angles to compare
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], atol=1e-6)
+
+
 def test_connect_joins_a_straight_track_and_keeps_a_kink_apart():
     emb, margins = np.zeros((40, 3)), np.full(40, 0.5)         # embeddings agree everywhere
     for angle, joined in ((10.0, True), (60.0, False)):

@@ -310,3 +310,19 @@ def test_absorb_pass_scores_the_bend_veto_and_reconnect_as_the_clusterer_does():
                                                       ev["truth_semantic"], classes=[name])]
         assert np.mean(aris) == pytest.approx(scores[name]["ari"], abs=1e-12)
     assert changed  # the two steps matter on these events, so the check above can fail
+
+
+def test_union_labels_gives_scipys_connected_components():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from mlreco_spice.cluster.postprocess import _union_labels
+
+    rng = np.random.default_rng(2)
+    for n, m in ((1, 0), (50, 30), (400, 350), (400, 2000)):
+        a, b = rng.integers(0, n, size=(2, m))
+        got = _union_labels(n, a, b)
+        want = connected_components(coo_matrix((np.ones(m), (a, b)), shape=(n, n)),
+                                    directed=False)[1]
+        # The same partition, numbered by each component's lowest node.
+        assert np.array_equal(got, want)

@@ -25,6 +25,7 @@ shallow angle (about 20 degrees either way) is not vetoed.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 __all__ = ["MIN_WINDOW_VOXELS", "bend_angles"]
@@ -33,11 +34,39 @@ __all__ = ["MIN_WINDOW_VOXELS", "bend_angles"]
 MIN_WINDOW_VOXELS = 3
 
 
-def _direction(points: np.ndarray) -> np.ndarray:
-    """Principal axis of ``points`` (relative to the contact), pointing away from it."""
-    _, vectors = np.linalg.eigh(np.cov(points.T))
-    axis = vectors[:, -1]
-    return axis if float((points @ axis).mean()) >= 0 else -axis
+@numba.njit(cache=True, nogil=True)
+def _window_moments(coords, fragment, near, offsets, centres, first, second):  # pragma: no cover
+    """Per pair ``i`` and side ``s`` (0: ``first[i]``, 1: ``second[i]``): the count, mean
+    and scatter matrix of the side's voxels among ``near[offsets[i]:offsets[i + 1]]``,
+    relative to the contact ``centres[i]``."""
+    m = first.shape[0]
+    count = np.zeros((m, 2), dtype=np.int64)
+    mean = np.zeros((m, 2, 3))
+    scatter = np.zeros((m, 2, 3, 3))
+    for i in range(m):
+        for s in range(2):
+            frag = first[i] if s == 0 else second[i]
+            n = 0
+            total = np.zeros(3)
+            for j in range(offsets[i], offsets[i + 1]):
+                v = near[j]
+                if fragment[v] == frag:
+                    n += 1
+                    for d in range(3):
+                        total[d] += coords[v, d] - centres[i, d]
+            count[i, s] = n
+            if n == 0:
+                continue
+            for d in range(3):
+                mean[i, s, d] = total[d] / n
+            for j in range(offsets[i], offsets[i + 1]):
+                v = near[j]
+                if fragment[v] == frag:
+                    for d in range(3):
+                        x = coords[v, d] - centres[i, d] - mean[i, s, d]
+                        for e in range(3):
+                            scatter[i, s, d, e] += x * (coords[v, e] - centres[i, e] - mean[i, s, e])
+    return count, mean, scatter
 
 
 def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
@@ -72,10 +101,13 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     from scipy.spatial import cKDTree
 
     coords = np.asarray(coords, dtype=np.float64)
+    first = np.asarray(first, dtype=np.int64)
+    second = np.asarray(second, dtype=np.int64)
     out = np.full(len(first), np.nan)
     if not len(first):
         return out
     tree = cKDTree(coords) if tree is None else tree
+    fragment = np.asarray(fragment, dtype=np.int64)
     k = int(fragment.max()) + 1
     pair_key = np.minimum(first, second) * k + np.maximum(first, second)
     fa, fb = fragment[contact_a], fragment[contact_b]
@@ -84,17 +116,20 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     which = which.reshape(-1)
     sums = np.stack([np.bincount(which, weights=coords[contact_a, j] + coords[contact_b, j],
                                  minlength=keys.size) for j in range(3)], axis=1)
-    centres = sums / (2.0 * np.bincount(which, minlength=keys.size))[:, None]
-    for i, key in enumerate(pair_key):
-        centre = centres[np.searchsorted(keys, key)]
-        near = np.asarray(tree.query_ball_point(centre, window), dtype=np.int64)
-        directions = []
-        for frag in (first[i], second[i]):
-            points = coords[near[fragment[near] == frag]] - centre
-            if len(points) < MIN_WINDOW_VOXELS:
-                break
-            directions.append(_direction(points))
-        if len(directions) == 2:
-            cosine = float(np.clip(-directions[0] @ directions[1], -1.0, 1.0))
-            out[i] = np.degrees(np.arccos(cosine))
+    centres = (sums / (2.0 * np.bincount(which, minlength=keys.size))[:, None])[
+        np.searchsorted(keys, pair_key)]
+    # One ball query for every contact, flattened (CSR) for the compiled moments.
+    lists = tree.query_ball_point(centres, window)
+    lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    near = np.fromiter((v for x in lists for v in x), dtype=np.int64, count=int(offsets[-1]))
+    count, mean, scatter = _window_moments(coords, fragment, near, offsets, centres, first, second)
+    # Each side's direction: the principal axis of its window (largest eigenvalue; the
+    # scale of the scatter matrix does not move it), pointing away from the contact.
+    _, vectors = np.linalg.eigh(scatter)
+    axis = vectors[..., -1]
+    axis = np.where((np.einsum("msd,msd->ms", mean, axis) >= 0)[..., None], axis, -axis)
+    ok = (count >= MIN_WINDOW_VOXELS).all(axis=1)
+    cosine = np.clip(-np.einsum("md,md->m", axis[:, 0], axis[:, 1]), -1.0, 1.0)
+    out[ok] = np.degrees(np.arccos(cosine[ok]))
     return out

@@ -132,12 +132,39 @@ def refine_labels(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray,
 
 
 def _union_labels(n_nodes: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected component of each node given undirected links ``a[i]-b[i]``."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    """Connected component of each node given undirected links ``a[i]-b[i]`` (ids in
+    order of each component's lowest node)."""
+    return _components(int(n_nodes), np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64))
 
-    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n_nodes, n_nodes))
-    return connected_components(graph, directed=False)[1]
+
+@numba.njit(cache=True, nogil=True)
+def _components(n, a, b):  # pragma: no cover - compiled
+    # Union-find, each root the lowest node of its set: scipy's sparse graph build cost
+    # more than the search itself on a segment's few thousand links.
+    parent = np.arange(n)
+    for i in range(a.shape[0]):
+        ra = a[i]
+        while parent[ra] != ra:
+            parent[ra] = parent[parent[ra]]
+            ra = parent[ra]
+        rb = b[i]
+        while parent[rb] != rb:
+            parent[rb] = parent[parent[rb]]
+            rb = parent[rb]
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    out = np.empty(n, dtype=np.int64)
+    ids = np.full(n, -1, dtype=np.int64)
+    nxt = 0
+    for v in range(n):
+        r = v
+        while parent[r] != r:
+            r = parent[r]
+        if ids[r] < 0:
+            ids[r] = nxt
+            nxt += 1
+        out[v] = ids[r]
+    return out
 
 
 def _first_position_order(labels: np.ndarray) -> np.ndarray:
