@@ -9,6 +9,8 @@ scored on their own, on test events never used in training or tuning:
              events, and the truth-centroid diagnostic (the best any kernel
              clustering of these embeddings could do); mean ARI per class, true
              classes clustered, true clusters under ``analysis.min_true_size`` masked.
+             With ``--dbscan``, DBSCAN per true class (tuned on validation) is scored
+             once on the same test events: the floor the seed search must reach.
 ``uresnet``  per checkpoint: segmentation accuracy per true class (the fraction of the
              class's voxels given that class) and over all voxels.
 
@@ -65,6 +67,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--val-file", help="validation file for tuning s0/p0 (stage spice)")
     p.add_argument("--tune-events", type=int, default=50, help="validation events tuning "
                    "s0/p0 per checkpoint (default: %(default)s)")
+    p.add_argument("--dbscan", action="store_true", help="stage spice: also score DBSCAN per "
+                   "true class (eps, min_samples tuned on --dbscan-val-events validation events) "
+                   "on the same test events, once: the acceptance floor's reference")
+    p.add_argument("--dbscan-val-events", type=int, default=100, help="validation events "
+                   "tuning DBSCAN (default: %(default)s)")
     p.add_argument("--world", type=int, default=2, help="processes the run trains with: "
                    "event passes = iteration x io.loader.batch_size x world (default: %(default)s)")
     p.add_argument("--min-gap", type=int, default=0, metavar="PASSES", help="skip a checkpoint "
@@ -175,6 +182,35 @@ def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Di
     return {"segmentation": accuracy}, n_events
 
 
+def dbscan_reference(args: argparse.Namespace, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """DBSCAN per true class on the test events (tuned on validation): one curve-like row."""
+    from accuracy import validation_events
+    from accuracy_methods import score_rows
+    from mlreco_spice.baselines import dbscan_by_class, tune_dbscan
+
+    min_true_size = int(cfg["analysis"]["min_true_size"])
+    params = tune_dbscan(validation_events(cfg, args.val_file, args.dbscan_val_events),
+                         progress=not args.no_progress, min_true_size=min_true_size)["params"]
+    rows, n_events = [], 0
+
+    class _Event:  # what score_rows reads of a prediction
+        def __init__(self, item: Dict[str, Any], entry: int):
+            self.__dict__.update(item, file=args.test_file, entry=entry, run=0, subrun=0, event=entry)
+
+    for entry, event in enumerate(validation_events(cfg, args.test_file, args.events)):
+        labels = dbscan_by_class(event["coords"], event["truth_semantic"], params)
+        rows += score_rows("dbscan", _Event(event, entry), labels, float("nan"), float("nan"),
+                           min_true_size)[0]
+        n_events += 1
+    summary = summarize_methods(rows, np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), n_events,
+                                float(cfg["analysis"]["ari_threshold"]))["dbscan"]
+    return {"test_file": str(Path(args.test_file).resolve()), "events": n_events,
+            "method": "DBSCAN per true class",
+            "params": " ".join(f"{c}:{v['eps']}/{v['min_samples']}" for c, v in params.items()),
+            **{c: f"{summary.get(c, {}).get('ari', float('nan')):.4f}"
+               for c in CLASS_NAMES + ("all",)}}
+
+
 def markdown(rows: Sequence[Dict[str, Any]], stage: str, command: str) -> str:
     """The curve as a table: one line per checkpoint, the methods side by side."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -273,8 +309,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not rows:
         log.error("nothing scored")
         return 1
+    reference = out / "reference_dbscan.csv"
+    if args.dbscan and args.stage == "spice":
+        held = read_rows(reference)
+        if not any(r["test_file"] == test_file and int(r["events"]) == args.events for r in held):
+            log.info("DBSCAN reference: tuning on %d validation events, scoring %d test events",
+                     args.dbscan_val_events, args.events)
+            row = dbscan_reference(args, stage_config("spice", checkpoints[-1]))
+            write_csv(reference, tuple(row), held + [row])
     command = "benchmarks/stage_curve.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    atomic_write_text(out / f"curve_{args.stage}.md", markdown(rows, args.stage, command))
+    text = markdown(rows, args.stage, command)
+    if args.stage == "spice":
+        for r in read_rows(reference):
+            if r["test_file"] == test_file:
+                text += (f"\nReference, {r['method']} ({r['params']}; eps in voxels / "
+                         f"min_samples), {r['events']} test events: "
+                         + " / ".join(_fmt(r[c]) for c in CLASS_NAMES) + f" ({_fmt(r['all'])})\n")
+    atomic_write_text(out / f"curve_{args.stage}.md", text)
     plot(rows, out / f"curve_{args.stage}.png", args.stage)
     print((out / f"curve_{args.stage}.md").read_text())
     return 0

@@ -61,9 +61,17 @@ def test_spice_checkpoints_scored_once_then_skipped(spice_run, tiny_files, tmp_p
 def test_min_gap_thins_the_checkpoints(spice_run, tiny_files, tmp_path):
     argv = [str(spice_run), "--stage", "spice", "--test-file", str(tiny_files[0]),
             "--val-file", str(tiny_files[1]), "--events", "2", "--tune-events", "2",
-            "--world", "1", "--min-gap", "30", "--out", str(tmp_path), "--no-progress"]
+            "--world", "1", "--min-gap", "30", "--dbscan", "--dbscan-val-events", "2",
+            "--out", str(tmp_path), "--no-progress"]
     assert stage_curve.main(argv) == 0
     assert {r["iteration"] for r in _rows(tmp_path / "curve_spice.csv")} == {"10"}  # 40 - 20 < 30
+    # The DBSCAN reference: scored once on the same test events, named in the table.
+    (ref,) = _rows(tmp_path / "reference_dbscan.csv")
+    assert ref["method"] == "DBSCAN per true class" and int(ref["events"]) == 2
+    assert 0.0 <= float(ref["all"]) <= 1.0 and "MIP:" in ref["params"]
+    assert "Reference, DBSCAN per true class" in (tmp_path / "curve_spice.md").read_text()
+    assert stage_curve.main(argv) == 0
+    assert len(_rows(tmp_path / "reference_dbscan.csv")) == 1
 
 
 def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, caplog):
