@@ -18,7 +18,8 @@ The CSV in ``--out`` grows: a checkpoint already scored on the same events is sk
 so rerunning after every stretch of training extends the curve (``train``'s
 ``keep_checkpoints`` rotates old checkpoints away; keep hard links to them, e.g. in
 ``RUN/kept/<stage>/``). Outputs: ``curve_<stage>.csv``, ``curve_<stage>.md`` (the table
-for BENCHMARKS.md) and ``curve_<stage>.png``; ``thresholds/`` the tuned s0/p0.
+for BENCHMARKS.md) and ``curve_<stage>.png``; ``thresholds/`` the tuned s0/p0;
+``confusion/`` (uresnet) the fraction of each true class's voxels given each class.
 
 Usage::
 
@@ -179,6 +180,13 @@ def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Di
     accuracy = {c: (confusion[i, i] / totals[i] if totals[i] else float("nan"))
                 for i, c in enumerate(CLASS_NAMES)}
     accuracy["all"] = np.trace(confusion) / max(int(confusion.sum()), 1)
+    # Where each class's voxels go: which confusions an accuracy below 1 comes from.
+    path = Path(args.out) / "confusion" / f"uresnet-{weights.stem.split('-')[-1]}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(path, ("true_class", "voxels") + CLASS_NAMES,
+              [{"true_class": c, "voxels": int(totals[i]),
+                **{p: f"{confusion[i, j] / max(int(totals[i]), 1):.4f}"
+                   for j, p in enumerate(CLASS_NAMES)}} for i, c in enumerate(CLASS_NAMES)])
     return {"segmentation": accuracy}, n_events
 
 

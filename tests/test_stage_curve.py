@@ -88,6 +88,13 @@ def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, cap
     (row,) = _rows(out / "curve_uresnet.csv")
     assert row["method"] == "segmentation" and int(row["event_passes"]) == 4 * 2 * 2
     assert 0.0 <= float(row["all"]) <= 1.0
+    confusion = _rows(out / "confusion" / "uresnet-0000004.csv")
+    assert [r["true_class"] for r in confusion] == ["HIP", "MIP", "Shower", "Delta", "Michel"]
+    for r in confusion:  # each true class's voxels are shared out over the predicted classes
+        shares = [float(r[c]) for c in ("HIP", "MIP", "Shower", "Delta", "Michel")]
+        assert sum(shares) == pytest.approx(1.0, abs=1e-3) if int(r["voxels"]) else sum(shares) == 0
+    acc = {r["true_class"]: float(r[r["true_class"]]) for r in confusion if int(r["voxels"])}
+    assert acc == pytest.approx({c: float(row[c]) for c in acc}, abs=1e-4)
     # A uresnet run scored as SPICE: named, not scored.
     assert stage_curve.main([str(run), "--stage", "spice", "--test-file", str(tiny_files[0]),
                              "--val-file", str(tiny_files[1]), "--out", str(out),
