@@ -158,36 +158,72 @@ def score_spice(args: argparse.Namespace, weights: Path, iteration: int
             for m, s in summaries.items()}, result["n_events"]
 
 
+#: Voxels closer than this (voxel units) touch: the 26 neighbours of a voxel.
+TOUCH = 1.75
+
+
+def main_piece(coords: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """True on the voxels of each true instance's largest touching piece; False on its
+    detached pieces (a shower's or electron's separated dots) and on unassigned voxels."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(instance)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(TOUCH, output_type="ndarray")
+    pairs = pairs[instance[pairs[:, 0]] == instance[pairs[:, 1]]]
+    piece = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                                            shape=(n, n)), directed=False)[1]
+    main = np.zeros(n, dtype=bool)
+    for inst in np.unique(instance[instance >= 0]):
+        members = np.flatnonzero(instance == inst)
+        sizes = np.bincount(piece[members])
+        main[members[piece[members] == sizes.argmax()]] = True
+    return main
+
+
+def _accuracy(confusion: np.ndarray) -> Dict[str, float]:
+    totals = confusion.sum(axis=1)
+    accuracy = {c: (confusion[i, i] / totals[i] if totals[i] else float("nan"))
+                for i, c in enumerate(CLASS_NAMES)}
+    accuracy["all"] = np.trace(confusion) / max(int(confusion.sum()), 1)
+    return accuracy
+
+
 def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Dict[str, float]], int]:
-    """Segmentation accuracy per true class and over all voxels (``{"segmentation": {...}}``)
-    and the events scored."""
+    """Segmentation accuracy per true class and over all voxels (``segmentation``), also
+    on each instance's main piece and on its detached pieces (:func:`main_piece`), and the
+    events scored."""
     from tqdm import tqdm
 
     from mlreco_spice.inference import InferenceEngine
     from parsers.dataset import SpiceDataset
 
     engine = InferenceEngine(stage_config("uresnet", weights), args.device)
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    # [all voxels, main pieces, detached pieces]
+    confusion = np.zeros((3, NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     n_events = 0
     items = SpiceDataset(engine.cfg["io"], files=[args.test_file]).good_items(args.events)
     for item in tqdm(items, total=args.events, desc=weights.name, unit="event",
                      disable=args.no_progress):
         pred = engine.run(item)
         ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
-        np.add.at(confusion, (pred.truth_semantic[ok], pred.semantics_pred[ok]), 1)
+        main = main_piece(pred.coords, np.where(ok, pred.truth_instance, -1))
+        for k, mask in enumerate((ok, ok & main, ok & ~main)):
+            np.add.at(confusion[k], (pred.truth_semantic[mask], pred.semantics_pred[mask]), 1)
         n_events += 1
-    totals = confusion.sum(axis=1)
-    accuracy = {c: (confusion[i, i] / totals[i] if totals[i] else float("nan"))
-                for i, c in enumerate(CLASS_NAMES)}
-    accuracy["all"] = np.trace(confusion) / max(int(confusion.sum()), 1)
+    totals = confusion[0].sum(axis=1)
     # Where each class's voxels go: which confusions an accuracy below 1 comes from.
     path = Path(args.out) / "confusion" / f"uresnet-{weights.stem.split('-')[-1]}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv(path, ("true_class", "voxels") + CLASS_NAMES,
               [{"true_class": c, "voxels": int(totals[i]),
-                **{p: f"{confusion[i, j] / max(int(totals[i]), 1):.4f}"
+                **{p: f"{confusion[0, i, j] / max(int(totals[i]), 1):.4f}"
                    for j, p in enumerate(CLASS_NAMES)}} for i, c in enumerate(CLASS_NAMES)])
-    return {"segmentation": accuracy}, n_events
+    return {"segmentation": _accuracy(confusion[0]), "main piece": _accuracy(confusion[1]),
+            "detached pieces": _accuracy(confusion[2])}, n_events
 
 
 def dbscan_reference(args: argparse.Namespace, cfg: Dict[str, Any]) -> Dict[str, Any]:

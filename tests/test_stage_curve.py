@@ -4,6 +4,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -85,8 +86,10 @@ def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, cap
     assert stage_curve.main([str(run), "--stage", "uresnet", "--test-file", str(tiny_files[0]),
                              "--events", "2", "--world", "2", "--out", str(out),
                              "--no-progress"]) == 0
-    (row,) = _rows(out / "curve_uresnet.csv")
-    assert row["method"] == "segmentation" and int(row["event_passes"]) == 4 * 2 * 2
+    rows = {r["method"]: r for r in _rows(out / "curve_uresnet.csv")}
+    assert sorted(rows) == ["detached pieces", "main piece", "segmentation"]
+    row = rows["segmentation"]
+    assert int(row["event_passes"]) == 4 * 2 * 2
     assert 0.0 <= float(row["all"]) <= 1.0
     confusion = _rows(out / "confusion" / "uresnet-0000004.csv")
     assert [r["true_class"] for r in confusion] == ["HIP", "MIP", "Shower", "Delta", "Michel"]
@@ -100,3 +103,15 @@ def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, cap
                              "--val-file", str(tiny_files[1]), "--out", str(out),
                              "--no-progress"]) == 1
     assert "trains ['uresnet'], not [spice]" in caplog.text
+
+
+def test_main_piece_is_each_instances_largest_touching_piece():
+    coords = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2],      # instance 0: a piece of 3 ...
+                       [9, 9, 9],                            # ... and a detached dot
+                       [3, 3, 3], [4, 4, 4],                 # instance 1 touches 0: own piece
+                       [20, 0, 0], [22, 0, 0],               # instance 2: two single dots
+                       [5, 5, 5]])                           # unassigned
+    instance = np.array([0, 0, 0, 0, 1, 1, 2, 2, -1])
+    main = stage_curve.main_piece(coords, instance)
+    assert main.tolist() == [True, True, True, False, True, True, True, False, False]
+    assert stage_curve.main_piece(np.zeros((0, 3)), np.zeros(0, int)).size == 0
