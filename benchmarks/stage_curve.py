@@ -281,14 +281,16 @@ def _fmt(value: Any) -> str:
     return "–" if v != v else f"{v:.3f}"
 
 
-def plot(rows: Sequence[Dict[str, Any]], path: Path, stage: str) -> None:
-    """One line per (method, class) against event passes."""
+def plot(rows: Sequence[Dict[str, Any]], path: Path, stage: str,
+         reference: Optional[Dict[str, Any]] = None) -> None:
+    """One line per (method, class) against event passes; ``reference`` (a DBSCAN row) as
+    horizontal dash-dotted lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     styles = ("-", ":", "--")
     for m, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: int(r["iteration"]))
@@ -296,11 +298,15 @@ def plot(rows: Sequence[Dict[str, Any]], path: Path, stage: str) -> None:
         for c, name in enumerate(CLASS_NAMES):
             ax.plot(x, [float(r[name]) for r in mine], styles[m % len(styles)], color=f"C{c}",
                     marker="o", ms=3, label=f"{name} ({method})")
+    if reference is not None:
+        for c, name in enumerate(CLASS_NAMES):
+            ax.axhline(float(reference[name]), color=f"C{c}", ls="-.", lw=0.8,
+                       label=f"{name} ({reference['method']})")
     ax.set_xlabel("event passes")
     ax.set_ylabel("mean ARI" if stage == "spice" else "voxel accuracy")
     ax.set_title(f"{stage} stage: accuracy against training")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -363,14 +369,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             write_csv(reference, tuple(row), held + [row])
     command = "benchmarks/stage_curve.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     text = markdown(rows, args.stage, command)
+    shown = None
     if args.stage == "spice":
         for r in read_rows(reference):
             if r["test_file"] == test_file:
+                shown = r
                 text += (f"\nReference, {r['method']} ({r['params']}; eps in voxels / "
                          f"min_samples), {r['events']} test events: "
                          + " / ".join(_fmt(r[c]) for c in CLASS_NAMES) + f" ({_fmt(r['all'])})\n")
     atomic_write_text(out / f"curve_{args.stage}.md", text)
-    plot(rows, out / f"curve_{args.stage}.png", args.stage)
+    plot(rows, out / f"curve_{args.stage}.png", args.stage, shown)
     print((out / f"curve_{args.stage}.md").read_text())
     return 0
 
