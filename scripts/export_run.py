@@ -57,8 +57,14 @@ def stretch_cpu_hours(rows: List[Dict[str, str]], world: int) -> float:
     return seconds / 3600.0
 
 
-def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, Any]:
-    """Export ``run_dir``'s newest checkpoint as ``<out>/<stage>.pt`` and record its state."""
+def export_stage(run_dir: Path, stage: str, out: Path, world: int,
+                 cpu_hours: Optional[float] = None) -> Dict[str, Any]:
+    """Export ``run_dir``'s newest checkpoint as ``<out>/<stage>.pt`` and record its state.
+
+    ``cpu_hours`` replaces the stretch's CPU-hours from the log (:func:`stretch_cpu_hours`),
+    e.g. the trainer processes' CPU time read with ``ps`` for a stretch logged without
+    ``cpu_s`` on a shared machine.
+    """
     import yaml
 
     from mlreco_spice.checkpoint import export_weights, latest_checkpoint, load_checkpoint
@@ -84,7 +90,8 @@ def export_stage(run_dir: Path, stage: str, out: Path, world: int) -> Dict[str, 
     rows = read_train_log(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() \
         else []
     stretch = _stretch_rows(rows, before, iteration)
-    cpu_hours = stretch_cpu_hours(stretch, world)
+    if cpu_hours is None:
+        cpu_hours = stretch_cpu_hours(stretch, world)
     files = cfg["io"]["dataset"]["files"]
     try:
         sim = read_simulation_info(files[0]) if files else None
@@ -168,6 +175,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                    "(default: %(default)s)")
     p.add_argument("--world", type=int, default=1, help="processes the run trains with "
                    "(events per iteration = io.loader.batch_size x world) (default: 1)")
+    p.add_argument("--cpu-hours", type=float, metavar="H", help="this stretch's CPU-hours, "
+                   "measured (e.g. ps): replaces the log's figure (default: from train_log.csv)")
     p.add_argument("--combine", nargs="+", metavar="STAGE.pt",
                    help="join exported stage weights (file stem = stage name) into one file")
     p.add_argument("-c", "--config", default="predict", help="chain config for --combine "
@@ -185,7 +194,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             p.error("give RUN_DIR and --stage (or --combine)")
         if args.world < 1:
             p.error("--world must be >= 1")
-        export_stage(Path(args.run_dir), args.stage, Path(args.out), args.world)
+        if args.cpu_hours is not None and args.cpu_hours < 0:
+            p.error("--cpu-hours must be >= 0")
+        export_stage(Path(args.run_dir), args.stage, Path(args.out), args.world, args.cpu_hours)
     except UserError as err:
         log.error("%s", err)
         return 1

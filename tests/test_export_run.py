@@ -38,11 +38,12 @@ def test_two_stretches_are_exported_and_logged(tiny_files, tmp_path):
     assert weights["iteration"] == 10
     # A second stretch: the run resumed to 16 iterations, exported over the same paths.
     train(tiny_cfg(tiny_files, run, iterations=16), resume=True, progress=False)
-    second = export_stage(run, "spice", out, world=1)
+    second = export_stage(run, "spice", out, world=1, cpu_hours=0.25)  # measured, e.g. ps
     assert second["iteration"] == 16 and second["event_passes"] == 32
-    assert second["cpu_hours"] >= first["cpu_hours"]
+    assert second["cpu_hours"] == pytest.approx(first["cpu_hours"] + 0.25, abs=1e-3)
     record = yaml.safe_load((out / "spice.yaml").read_text())
     assert record["iteration"] == 16 and record["config"]["train"]["iterations"] == 16
     log_rows = [line for line in (out / "README.md").read_text().splitlines()
                 if line.startswith("| 20")]
     assert [row.split(" | ")[2:4] for row in log_rows] == [["0–10", "20"], ["10–16", "12"]]
+    assert log_rows[1].rstrip(" |").endswith("0.25")
