@@ -91,6 +91,30 @@ def test_bend_angles_match_the_plain_definition_on_random_fragments():
         np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], atol=1e-6)
 
 
+def test_a_window_symmetric_about_the_contact_gives_the_sharper_bend():
+    # A line touched exactly in its middle by a branch at 45 degrees: within the window the
+    # line extends equally both ways, so either end could point "away" (bend 45 or 135).
+    # It is not a continuation: the sharper bend is returned, whatever the rounding.
+    across = np.array([[x, 0.0, 0.0] for x in range(-6, 7)])
+    branch = np.array([[y - 1.0, y, 0.0] for y in range(1, 8)])
+    coords = np.concatenate([across, branch])
+    fragment = np.repeat([0, 1], [len(across), len(branch)])
+    a = np.array([i for i in range(len(across)) if np.abs(across[i] - branch[0]).max() <= 1])
+    b = np.full(len(a), len(across))          # all touching the branch's first voxel (0, 1, 0)
+    for shift in (0.0, 1e-13, -1e-13):        # rounding either way: the same answer
+        moved = coords.copy()
+        moved[:len(across), 0] += shift       # the line's mean moves off the contact by shift/2
+        bend = bend_angles(moved, fragment, np.array([0]), np.array([1]), a, b, 30.0)
+        assert bend[0] == pytest.approx(135.0, abs=1.0)
+    # Off centre, the line has a side pointing away from the contact: the bend is measured.
+    off = coords.copy()
+    off[:len(across), 0] -= 4                 # the line now ends near the contact
+    a2 = np.array([i for i in range(len(across)) if np.abs(off[i] - branch[0]).max() <= 1])
+    bend = bend_angles(off, fragment, np.array([0]), np.array([1]), a2,
+                       np.full(len(a2), len(across)), 30.0)
+    assert bend[0] == pytest.approx(45.0, abs=8.0)
+
+
 def test_connect_joins_a_straight_track_and_keeps_a_kink_apart():
     emb, margins = np.zeros((40, 3)), np.full(40, 0.5)         # embeddings agree everywhere
     for angle, joined in ((10.0, True), (60.0, False)):

@@ -326,3 +326,8 @@ def test_union_labels_gives_scipys_connected_components():
                                     directed=False)[1]
         # The same partition, numbered by each component's lowest node.
         assert np.array_equal(got, want)
+    # Links from the top of a long chain down (the order that made a labelling pass
+    # without path compression quadratic: minutes at this size): one component.
+    n = 200_000
+    down = np.arange(n - 1, 0, -1)
+    assert np.array_equal(_union_labels(n, down, down - 1), np.zeros(n, dtype=np.int64))

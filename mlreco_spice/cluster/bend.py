@@ -16,7 +16,10 @@ The *bend* is the angle between one direction and the reverse of the other:
 0 degrees for a straight continuation, 90 for a right angle, 180 for two
 fragments folding back onto each other. A fragment with fewer than
 :data:`MIN_WINDOW_VOXELS` voxels in the window has no direction and the bend
-is undefined (NaN): the caller does not veto such pairs.
+is undefined (NaN): the caller does not veto such pairs. A fragment whose window is
+symmetric about the contact along its axis (touched exactly in its middle:
+:data:`TIE`) has no "away" side; of the two bends it allows, the sharper (>= 90
+degrees) is returned.
 
 Known limit: where a piece touches the *middle* of another (a branch leaving a
 track, a shallow crossing), the middle piece's voxels lie on both sides of the
@@ -28,10 +31,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["MIN_WINDOW_VOXELS", "bend_angles"]
+__all__ = ["MIN_WINDOW_VOXELS", "TIE", "bend_angles"]
 
 #: Fewest voxels of a fragment in the window for its direction to count.
 MIN_WINDOW_VOXELS = 3
+#: A fragment whose window's mean lies within this fraction of the window from the plane
+#: through the contact normal to its axis has no orientation (a symmetric window).
+TIE = 1e-9
 
 
 @numba.njit(cache=True, nogil=True)
@@ -128,8 +134,16 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     # scale of the scatter matrix does not move it), pointing away from the contact.
     _, vectors = np.linalg.eigh(scatter)
     axis = vectors[..., -1]
-    axis = np.where((np.einsum("msd,msd->ms", mean, axis) >= 0)[..., None], axis, -axis)
+    side = np.einsum("msd,msd->ms", mean, axis)
+    axis = np.where((side >= 0)[..., None], axis, -axis)
     ok = (count >= MIN_WINDOW_VOXELS).all(axis=1)
-    cosine = np.clip(-np.einsum("md,md->m", axis[:, 0], axis[:, 1]), -1.0, 1.0)
+    cosine = -np.einsum("md,md->m", axis[:, 0], axis[:, 1])
+    # A window symmetric about the contact along its axis (a piece touched in its middle,
+    # exactly, on the voxel grid) has no "away" side, and the sign above would be rounding
+    # noise: of the two bends it allows, take the sharper. A piece touched in its middle
+    # is not a continuation, so the veto should hold.
+    tied = (np.abs(side) <= TIE * window).any(axis=1)
+    cosine[tied] = -np.abs(cosine[tied])
+    cosine = np.clip(cosine, -1.0, 1.0)
     out[ok] = np.degrees(np.arccos(cosine[ok]))
     return out

@@ -153,17 +153,17 @@ def _components(n, a, b):  # pragma: no cover - compiled
             rb = parent[rb]
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
+    # parent[v] <= v always (links point to the lower node, halving keeps that), so in
+    # ascending order a node's parent is labelled before it: one pass, O(n), however
+    # long the chains the link order built.
     out = np.empty(n, dtype=np.int64)
-    ids = np.full(n, -1, dtype=np.int64)
     nxt = 0
     for v in range(n):
-        r = v
-        while parent[r] != r:
-            r = parent[r]
-        if ids[r] < 0:
-            ids[r] = nxt
+        if parent[v] == v:
+            out[v] = nxt
             nxt += 1
-        out[v] = ids[r]
+        else:
+            out[v] = out[parent[v]]
     return out
 
 
