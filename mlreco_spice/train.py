@@ -30,7 +30,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from .distributed import DistContext, init_distributed, pick_device
 from .errors import UserError
 from .sampling import IterationBatchSampler
 from .schedule import build_scheduler, restart_from_weights, resumed_cosine, warmup_factor
-from .training_log import CPU_KEY, SkipRecorder, TrainLog, scalar_terms
+from .training_log import CPU_KEY, NO_ROW_KEY, SkipRecorder, TrainLog, scalar_terms
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,19 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
     # used (a step's wall time overstates it when the machine is shared).
     cpu_mark = time.process_time()
 
+    def gather_cpu(values: Dict[str, float], no_row: bool
+                   ) -> Tuple[Dict[str, float], Optional[float], float]:
+        """The ranks' mean terms, their summed CPU time since the last row (None when rank 0
+        writes no row: its whole batch was skipped) and the new CPU mark (unchanged then,
+        so the time goes to the next row). A collective: every rank calls it."""
+        now = time.process_time()
+        means = dist.mean_over_ranks({**values, CPU_KEY: now - cpu_mark,
+                                      **({NO_ROW_KEY: 1.0} if no_row else {})})
+        cpu_seconds = means.pop(CPU_KEY) * dist.world_size
+        if means.pop(NO_ROW_KEY, None) is not None:
+            return means, None, cpu_mark
+        return means, cpu_seconds, now
+
     def checkpoint_due(iteration: int) -> bool:
         # Wall-clock checkpoints too: a long run on a busy machine loses at most
         # `checkpoint_minutes` to a hard stop, however slow its iterations are.
@@ -293,9 +306,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
                 iteration += 1
                 if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
                     # The other ranks wait for this rank's terms (none) and CPU time.
-                    now = time.process_time()
-                    dist.mean_over_ranks({CPU_KEY: now - cpu_mark})
-                    cpu_mark = now
+                    cpu_mark = gather_cpu({}, no_row=dist.is_main)[2]
                 bar.update(1)
                 continue
             optimizer.zero_grad(set_to_none=True)
@@ -317,11 +328,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             elapsed = time.perf_counter() - tick
             if iteration % int(tcfg["log_every"]) == 0 or iteration == total:
                 # Every rank takes part (a collective); rank 0 writes the means.
-                now = time.process_time()
-                means = dist.mean_over_ranks({**scalar_terms(terms), CPU_KEY: now - cpu_mark})
-                cpu_mark = now
-                train_log.write(iteration, means, used_lr, elapsed,
-                                cpu_seconds=means.pop(CPU_KEY) * dist.world_size)
+                means, cpu_seconds, cpu_mark = gather_cpu(scalar_terms(terms), no_row=False)
+                if cpu_seconds is not None:
+                    train_log.write(iteration, means, used_lr, elapsed, cpu_seconds=cpu_seconds)
             bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", refresh=False)
             bar.update(1)
             if checkpoint_due(iteration) or interrupted["flag"]:

@@ -22,11 +22,13 @@ from .atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainLog", "SkipRecorder", "read_train_log", "scalar_terms", "CPU_KEY"]
+__all__ = ["TrainLog", "SkipRecorder", "read_train_log", "scalar_terms", "CPU_KEY", "NO_ROW_KEY"]
 
 _FIXED = ("iteration", "lr", "time_s", "cpu_s", "wall_time")
 #: Key of the process CPU time in the dict the ranks average (not a loss term).
 CPU_KEY = "_cpu_s"
+#: Present in the ranks' averaged dict when rank 0 writes no row (its batch was skipped).
+NO_ROW_KEY = "_no_row"
 
 
 def read_train_log(path: Path) -> List[Dict[str, str]]:
@@ -41,7 +43,7 @@ def read_train_log(path: Path) -> List[Dict[str, str]]:
 
 
 class TrainLog:
-    """``iteration, lr, time_s, wall_time, <loss terms...>`` rows.
+    """``iteration, lr, time_s, cpu_s, wall_time, <loss terms...>`` rows.
 
     Parameters
     ----------

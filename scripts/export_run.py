@@ -49,7 +49,8 @@ def _stretch_rows(rows: List[Dict[str, str]], after: int, upto: int) -> List[Dic
 def stretch_cpu_hours(rows: List[Dict[str, str]], world: int) -> float:
     """CPU-hours of logged training rows: their process CPU time summed over the ranks
     (``cpu_s``); rows logged before that column existed count their step's wall time
-    (``time_s``) times the processes, which is the CPU time only on an idle machine."""
+    (``time_s``) times the processes, which is the CPU time only on an idle machine and
+    with ``train.log_every: 1`` (the default: one row per step)."""
     seconds = 0.0
     for row in rows:
         cpu = row.get("cpu_s") or ""

@@ -117,3 +117,30 @@ def test_training_skips_bad_events_into_skipped_csv(corpus, train_cfg, tmp_path)
     assert [(r["file"], r["entry"]) for r in rows] == [(str(corpus[n]), "1") for n in sorted(BAD)]
     for row, name in zip(rows, sorted(BAD)):
         assert re.fullmatch(BAD[name], row["reason"]), row
+
+
+def test_cpu_time_of_a_skipped_batch_goes_to_the_next_row(corpus, tmp_path, monkeypatch):
+    # Entry 0 is bad (the whole first batch is skipped: no row), entry 1 is good.
+    import time
+    import types
+
+    import mlreco_spice.train as train_module
+    from mlreco_spice.config import load_config
+    from mlreco_spice.training_log import read_train_log
+
+    from robust_helpers import TINY_ARCH
+
+    ticks = iter(range(100))  # a CPU clock that advances 1 s per reading
+    clock = types.SimpleNamespace(**{n: getattr(time, n) for n in dir(time) if not n.startswith("_")})
+    clock.process_time = lambda: float(next(ticks))
+    monkeypatch.setattr(train_module, "time", clock)
+    cfg = load_config("full_chain", [*TINY_ARCH, f"io.dataset.files=[{corpus['nan_first_entry']}]",
+                                     f"train.output_dir={tmp_path}", "train.iterations=2",
+                                     "io.loader.batch_size=1", "io.loader.shuffle=false",
+                                     "train.deterministic=false"])
+    train_module.train(cfg, progress=False)
+    rows = read_train_log(tmp_path / "train_log.csv")
+    assert [r["iteration"] for r in rows] == ["2"]
+    # Readings: the start (0), the skipped iteration (1), the written row (2): the row
+    # counts both iterations' 2 s, not only its own 1 s.
+    assert float(rows[0]["cpu_s"]) == 2.0
