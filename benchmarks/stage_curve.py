@@ -91,17 +91,23 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         path = getattr(args, name)
         if path and not Path(path).is_file():
             p.error(f"--{name.replace('_', '-')}: {path} not found")
+    if args.dbscan and args.stage != "spice":
+        p.error("--dbscan is the SPICE stage's reference (--stage spice)")
     if args.val_file and Path(args.val_file).resolve() == Path(args.test_file).resolve():
         p.error("--val-file is --test-file: use an independent test set")
     return args
 
 
 def read_rows(path: Path) -> List[Dict[str, str]]:
-    """The curve so far (empty when the CSV is absent)."""
+    """The curve so far (empty when the CSV is absent). ``events`` is the count asked for
+    (the key of a rerun), ``scored`` the count scored (fewer when the file is shorter)."""
     if not path.is_file():
         return []
     with open(path, newline="") as stream:
-        return list(csv.DictReader(stream))
+        rows = list(csv.DictReader(stream))
+    for row in rows:  # written before the scored column existed: both were the same
+        row.setdefault("scored", row["events"])
+    return rows
 
 
 def stage_config(stage: str, weights: Path) -> Dict[str, Any]:
@@ -188,7 +194,8 @@ def _accuracy(confusion: np.ndarray) -> Dict[str, float]:
     totals = confusion.sum(axis=1)
     accuracy = {c: (confusion[i, i] / totals[i] if totals[i] else float("nan"))
                 for i, c in enumerate(CLASS_NAMES)}
-    accuracy["all"] = np.trace(confusion) / max(int(confusion.sum()), 1)
+    accuracy["all"] = (np.trace(confusion) / confusion.sum() if confusion.sum()
+                       else float("nan"))
     return accuracy
 
 
@@ -210,8 +217,9 @@ def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Di
                      disable=args.no_progress):
         pred = engine.run(item)
         ok = (pred.truth_semantic >= 0) & (pred.truth_semantic < NUM_CLASSES)
-        main = main_piece(pred.coords, np.where(ok, pred.truth_instance, -1))
-        for k, mask in enumerate((ok, ok & main, ok & ~main)):
+        assigned = ok & (pred.truth_instance >= 0)  # voxels of no instance are in neither split
+        main = main_piece(pred.coords, np.where(assigned, pred.truth_instance, -1))
+        for k, mask in enumerate((ok, assigned & main, assigned & ~main)):
             np.add.at(confusion[k], (pred.truth_semantic[mask], pred.semantics_pred[mask]), 1)
         n_events += 1
     totals = confusion[0].sum(axis=1)
@@ -248,7 +256,8 @@ def dbscan_reference(args: argparse.Namespace, cfg: Dict[str, Any]) -> Dict[str,
         n_events += 1
     summary = summarize_methods(rows, np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64), n_events,
                                 float(cfg["analysis"]["ari_threshold"]))["dbscan"]
-    return {"test_file": str(Path(args.test_file).resolve()), "events": n_events,
+    return {"test_file": str(Path(args.test_file).resolve()), "events": args.events,
+            "scored": n_events,
             "method": "DBSCAN per true class",
             "params": " ".join(f"{c}:{v['eps']}/{v['min_samples']}" for c, v in params.items()),
             **{c: f"{summary.get(c, {}).get('ari', float('nan')):.4f}"
@@ -272,7 +281,7 @@ def markdown(rows: Sequence[Dict[str, Any]], stage: str, command: str) -> str:
                          + f" ({_fmt(r['all'])})")
         lines.append("| " + " | ".join(cells) + " |")
     what = ("mean ARI per true class" if stage == "spice" else "voxel accuracy per true class")
-    return "\n".join(lines) + f"\n\n({what}; {rows[0]['events']} test events of " \
+    return "\n".join(lines) + f"\n\n({what}; {rows[0]['scored']} test events of " \
                               f"{Path(rows[0]['test_file']).name})\n"
 
 
@@ -323,7 +332,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     csv_path = out / f"curve_{args.stage}.csv"
     rows: List[Dict[str, Any]] = read_rows(csv_path)
     test_file = str(Path(args.test_file).resolve())
-    done = {(int(r["iteration"]), r["test_file"], int(r["events"])) for r in rows}
+
+    def same_events(row: Dict[str, Any]) -> bool:
+        return row["test_file"] == test_file and int(row["events"]) == args.events
+
+    done = {int(r["iteration"]) for r in rows if same_events(r)}
     checkpoints = list_checkpoints(Path(args.checkpoints))
     if not checkpoints:
         log.error("no checkpoint-*.pt in %s", args.checkpoints)
@@ -331,38 +344,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         for path in checkpoints:
             iteration = int(re.search(r"(\d+)", path.name).group(1))
+            if iteration in done:
+                continue
             state = load_checkpoint(path)
             stages = list(state["config"]["model"]["stages"])
             if stages != [args.stage]:
                 raise UserError(f"{path} trains {stages}, not [{args.stage}]")
             passes = iteration * int(state["config"]["io"]["loader"]["batch_size"]) * args.world
             del state
-            if (iteration, test_file, args.events) in done:
-                continue
-            if any(abs(passes - int(r["event_passes"])) < args.min_gap for r in rows
-                   if r["test_file"] == test_file and int(r["events"]) == args.events):
+            if any(abs(passes - int(r["event_passes"])) < args.min_gap
+                   for r in rows if same_events(r)):
                 continue
             log.info("scoring %s (%d event passes)", path.name, passes)
             scores, n_events = (score_spice(args, path, iteration) if args.stage == "spice"
                                 else score_uresnet(args, path))
+            if n_events < args.events:
+                log.warning("%s: %d good events, not %d", args.test_file, n_events, args.events)
             for method, values in scores.items():
                 rows.append({"iteration": iteration, "event_passes": passes,
-                             "test_file": test_file, "events": n_events, "method": method,
+                             "test_file": test_file, "events": args.events, "scored": n_events,
+                             "method": method,
                              **{c: f"{values[c]:.4f}" for c in CLASS_NAMES + ("all",)}})
             rows.sort(key=lambda r: (int(r["iteration"]), r["method"]))
             # After each checkpoint: a stop loses at most the one being scored.
-            write_csv(csv_path, ("iteration", "event_passes", "test_file", "events", "method")
-                      + CLASS_NAMES + ("all",), rows)
+            write_csv(csv_path, ("iteration", "event_passes", "test_file", "events", "scored",
+                                 "method") + CLASS_NAMES + ("all",), rows)
     except UserError as err:
         log.error("%s", err)
         return 1
+    # The table and plot show the curve on these test events only (a folder may hold others).
+    rows = [r for r in rows if same_events(r)]
     if not rows:
         log.error("nothing scored")
         return 1
     reference = out / "reference_dbscan.csv"
-    if args.dbscan and args.stage == "spice":
+    if args.dbscan:
         held = read_rows(reference)
-        if not any(r["test_file"] == test_file and int(r["events"]) == args.events for r in held):
+        if not any(same_events(r) for r in held):
             log.info("DBSCAN reference: tuning on %d validation events, scoring %d test events",
                      args.dbscan_val_events, args.events)
             row = dbscan_reference(args, stage_config("spice", checkpoints[-1]))
@@ -372,10 +390,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     shown = None
     if args.stage == "spice":
         for r in read_rows(reference):
-            if r["test_file"] == test_file:
+            if same_events(r):
                 shown = r
                 text += (f"\nReference, {r['method']} ({r['params']}; eps in voxels / "
-                         f"min_samples), {r['events']} test events: "
+                         f"min_samples), {r['scored']} test events: "
                          + " / ".join(_fmt(r[c]) for c in CLASS_NAMES) + f" ({_fmt(r['all'])})\n")
     atomic_write_text(out / f"curve_{args.stage}.md", text)
     plot(rows, out / f"curve_{args.stage}.png", args.stage, shown)

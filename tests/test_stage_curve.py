@@ -75,14 +75,20 @@ def test_min_gap_thins_the_checkpoints(spice_run, tiny_files, tmp_path):
     assert len(_rows(tmp_path / "reference_dbscan.csv")) == 1
 
 
-def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, caplog):
-    run = tmp_path / "uresnet"
+@pytest.fixture(scope="module")
+def uresnet_run(tiny_files, tmp_path_factory):
+    run = tmp_path_factory.mktemp("uresnet_run")
     cfg = load_config("uresnet_train", [
         f"io.dataset.files={list(map(str, tiny_files))}", f"train.output_dir={run}",
         "train.iterations=4", "train.checkpoint_every=4", "io.loader.batch_size=2",
         f"model.modules.uresnet.network.uresnet={TINY_NET}"])
     train(cfg, progress=False)
-    out = tmp_path / "curve"
+    return run
+
+
+def test_uresnet_segmentation_accuracy_and_stage_check(uresnet_run, tiny_files, tmp_path,
+                                                       caplog):
+    run, out = uresnet_run, tmp_path / "curve"
     assert stage_curve.main([str(run), "--stage", "uresnet", "--test-file", str(tiny_files[0]),
                              "--events", "2", "--world", "2", "--out", str(out),
                              "--no-progress"]) == 0
@@ -103,6 +109,27 @@ def test_uresnet_segmentation_accuracy_and_stage_check(tiny_files, tmp_path, cap
                              "--val-file", str(tiny_files[1]), "--out", str(out),
                              "--no-progress"]) == 1
     assert "trains ['uresnet'], not [spice]" in caplog.text
+
+
+def test_a_short_test_file_is_scored_once_and_its_table_keeps_to_its_events(
+        uresnet_run, tiny_files, tmp_path, monkeypatch):
+    out = tmp_path / "curve"
+    argv = [str(uresnet_run), "--stage", "uresnet", "--test-file", str(tiny_files[0]),
+            "--events", "10", "--out", str(out), "--no-progress"]   # the file holds 4
+    assert stage_curve.main(argv) == 0
+    rows = _rows(out / "curve_uresnet.csv")
+    assert {(r["events"], r["scored"]) for r in rows} == {("10", "4")}
+    assert "4 test events" in (out / "curve_uresnet.md").read_text()
+    # The same request again: nothing scored twice.
+    monkeypatch.setattr(stage_curve, "score_uresnet",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("scored again")))
+    assert stage_curve.main(argv) == 0
+    assert _rows(out / "curve_uresnet.csv") == rows
+    # Another request into the same folder: its own rows, and its table shows only them.
+    monkeypatch.undo()
+    assert stage_curve.main(argv[:5] + ["--events", "2"] + argv[7:]) == 0
+    assert {r["events"] for r in _rows(out / "curve_uresnet.csv")} == {"10", "2"}
+    assert "(voxel accuracy per true class; 2 test events" in (out / "curve_uresnet.md").read_text()
 
 
 def test_main_piece_is_each_instances_largest_touching_piece():
