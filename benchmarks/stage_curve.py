@@ -39,13 +39,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlreco_spice.atomic import atomic_path, atomic_write_text
+from mlreco_spice.atomic import atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 from mlreco_spice.errors import UserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import ORACLE, PAPER_SEEDS, summarize_methods, write_csv  # noqa: E402
 from race_common import SEED_SEARCH  # noqa: E402
+from stage_curve_report import fmt, markdown, plot  # noqa: E402
 
 log = logging.getLogger("stage_curve")
 
@@ -264,64 +265,6 @@ def dbscan_reference(args: argparse.Namespace, cfg: Dict[str, Any]) -> Dict[str,
                for c in CLASS_NAMES + ("all",)}}
 
 
-def markdown(rows: Sequence[Dict[str, Any]], stage: str, command: str) -> str:
-    """The curve as a table: one line per checkpoint, the methods side by side."""
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    classes = list(CLASS_NAMES)
-    head = ["checkpoint iteration", "event passes"] + [
-        f"{m}: {' / '.join(classes)} (all)" for m in methods]
-    lines = [f"Command: `{command}`", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
-    for iteration in sorted({int(r["iteration"]) for r in rows}):
-        mine = {r["method"]: r for r in rows if int(r["iteration"]) == iteration}
-        cells = [f"{iteration:,}", f"{int(next(iter(mine.values()))['event_passes']):,}"]
-        for m in methods:
-            r = mine.get(m)
-            cells.append("–" if r is None else " / ".join(_fmt(r[c]) for c in classes)
-                         + f" ({_fmt(r['all'])})")
-        lines.append("| " + " | ".join(cells) + " |")
-    what = ("mean ARI per true class" if stage == "spice" else "voxel accuracy per true class")
-    return "\n".join(lines) + f"\n\n({what}; {rows[0]['scored']} test events of " \
-                              f"{Path(rows[0]['test_file']).name})\n"
-
-
-def _fmt(value: Any) -> str:
-    v = float(value)
-    return "–" if v != v else f"{v:.3f}"
-
-
-def plot(rows: Sequence[Dict[str, Any]], path: Path, stage: str,
-         reference: Optional[Dict[str, Any]] = None) -> None:
-    """One line per (method, class) against event passes; ``reference`` (a DBSCAN row) as
-    horizontal dash-dotted lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    styles = ("-", ":", "--")
-    for m, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
-        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: int(r["iteration"]))
-        x = [int(r["event_passes"]) for r in mine]
-        for c, name in enumerate(CLASS_NAMES):
-            ax.plot(x, [float(r[name]) for r in mine], styles[m % len(styles)], color=f"C{c}",
-                    marker="o", ms=3, label=f"{name} ({method})")
-    if reference is not None:
-        for c, name in enumerate(CLASS_NAMES):
-            ax.axhline(float(reference[name]), color=f"C{c}", ls="-.", lw=0.8,
-                       label=f"{name} ({reference['method']})")
-    ax.set_xlabel("event passes")
-    ax.set_ylabel("mean ARI" if stage == "spice" else "voxel accuracy")
-    ax.set_title(f"{stage} stage: accuracy against training")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -394,7 +337,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 shown = r
                 text += (f"\nReference, {r['method']} ({r['params']}; eps in voxels / "
                          f"min_samples), {r['scored']} test events: "
-                         + " / ".join(_fmt(r[c]) for c in CLASS_NAMES) + f" ({_fmt(r['all'])})\n")
+                         + " / ".join(fmt(r[c]) for c in CLASS_NAMES) + f" ({fmt(r['all'])})\n")
     atomic_write_text(out / f"curve_{args.stage}.md", text)
     plot(rows, out / f"curve_{args.stage}.png", args.stage, shown)
     print((out / f"curve_{args.stage}.md").read_text())
