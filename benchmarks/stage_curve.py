@@ -111,7 +111,8 @@ def read_rows(path: Path) -> List[Dict[str, str]]:
     return rows
 
 
-def stage_config(stage: str, weights: Path) -> Dict[str, Any]:
+def stage_config(stage: str, weights: Path, config: Optional[Dict[str, Any]] = None
+                 ) -> Dict[str, Any]:
     """Inference config of one stage's checkpoint: the checkpoint's own config (its
     architecture), events in file order, labels read (``clust_label``)."""
     import copy
@@ -120,7 +121,8 @@ def stage_config(stage: str, weights: Path) -> Dict[str, Any]:
     from mlreco_spice.checkpoint import load_checkpoint
     from mlreco_spice.config import load_config
 
-    cfg = copy.deepcopy(load_checkpoint(weights)["config"])
+    # The caller's copy of the checkpoint's config when it has read it already.
+    cfg = copy.deepcopy(config if config is not None else load_checkpoint(weights)["config"])
     cfg["predict"].update(weights=str(weights), thresholds=None)
     cfg["io"]["loader"].update(batch_size=1, shuffle=False)
     schema = cfg["io"]["dataset"]["schema"]
@@ -135,7 +137,8 @@ def stage_config(stage: str, weights: Path) -> Dict[str, Any]:
     return cfg
 
 
-def score_spice(args: argparse.Namespace, weights: Path, iteration: int
+def score_spice(args: argparse.Namespace, weights: Path, iteration: int,
+                config: Optional[Dict[str, Any]] = None
                 ) -> Tuple[Dict[str, Dict[str, float]], int]:
     """Seed search (s0/p0 tuned on validation) and truth centroids: ``{method: {class: ari}}``
     and the events scored."""
@@ -144,7 +147,7 @@ def score_spice(args: argparse.Namespace, weights: Path, iteration: int
     from mlreco_spice.tune_files import tune_from_files
     from parsers.dataset import SpiceDataset
 
-    cfg = stage_config("spice", weights)
+    cfg = stage_config("spice", weights, config)
     engine = InferenceEngine(cfg, args.device)
     thresholds = Path(args.out) / "thresholds" / f"spice-{iteration:07d}.yaml"
     thresholds.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +203,8 @@ def _accuracy(confusion: np.ndarray) -> Dict[str, float]:
     return accuracy
 
 
-def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Dict[str, float]], int]:
+def score_uresnet(args: argparse.Namespace, weights: Path, config: Optional[Dict[str, Any]] = None
+                  ) -> Tuple[Dict[str, Dict[str, float]], int]:
     """Segmentation accuracy per true class and over all voxels (``segmentation``), also
     on each instance's main piece and on its detached pieces (:func:`main_piece`), and the
     events scored."""
@@ -209,7 +213,7 @@ def score_uresnet(args: argparse.Namespace, weights: Path) -> Tuple[Dict[str, Di
     from mlreco_spice.inference import InferenceEngine
     from parsers.dataset import SpiceDataset
 
-    engine = InferenceEngine(stage_config("uresnet", weights), args.device)
+    engine = InferenceEngine(stage_config("uresnet", weights, config), args.device)
     # [all voxels, main pieces, detached pieces]
     confusion = np.zeros((3, NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     n_events = 0
@@ -294,13 +298,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if stages != [args.stage]:
                 raise UserError(f"{path} trains {stages}, not [{args.stage}]")
             passes = iteration * int(state["config"]["io"]["loader"]["batch_size"]) * args.world
-            del state
+            config = state["config"]
+            del state  # the weights: the engine loads them again, the config is enough here
             if any(abs(passes - int(r["event_passes"])) < args.min_gap
                    for r in rows if same_events(r)):
                 continue
             log.info("scoring %s (%d event passes)", path.name, passes)
-            scores, n_events = (score_spice(args, path, iteration) if args.stage == "spice"
-                                else score_uresnet(args, path))
+            scores, n_events = (score_spice(args, path, iteration, config)
+                                if args.stage == "spice" else score_uresnet(args, path, config))
             if n_events < args.events:
                 log.warning("%s: %d good events, not %d", args.test_file, n_events, args.events)
             for method, values in scores.items():
