@@ -32,19 +32,22 @@ disconnected bits.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .kernels import EPS, drop_small
+from .options import touching_radius
 from .postprocess import connect_fragments
+from .touching import Pairs, pairs_within, touching_pairs
 
-__all__ = ["absorb_across_classes", "reconnect_tracks", "absorb_events"]
+__all__ = ["absorb_across_classes", "reconnect_tracks", "absorb_events", "event_pairs"]
 
 
 def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
                           labels: np.ndarray, semantics: np.ndarray, radius: float,
-                          absorb_p: float, return_units: bool = False):
+                          absorb_p: float, return_units: bool = False,
+                          touching: Optional[Tuple[np.ndarray, np.ndarray]] = None):
     """Absorb small clusters into touching clusters of another class (one event).
 
     Parameters
@@ -64,6 +67,9 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
         Kernel value the smaller cluster's centroid needs under the larger's.
     return_units : bool
         Also return each voxel's absorbed unit (for :func:`reconnect_tracks`).
+    touching : (int array, int array), optional
+        Every pair of rows within ``radius``, if the caller has them
+        (:func:`.touching.pairs_within`); found here otherwise.
 
     Returns
     -------
@@ -75,8 +81,6 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
         together with whatever it had absorbed itself; for the absorbing
         cluster's own voxels, its own id. -1 where unclustered.
     """
-    from scipy.spatial import cKDTree
-
     labels = np.asarray(labels, dtype=np.int64)
     semantics = np.asarray(semantics, dtype=np.int64)
     clustered = labels >= 0
@@ -95,10 +99,12 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     cluster_class = np.zeros(k, dtype=np.int64)
     cluster_class[inverse] = semantics[clustered]
 
-    pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(radius, output_type="ndarray")
-    if len(pairs) == 0:
+    if touching is None:
+        found = touching_pairs(coords, radius)
+        touching = found.a, found.b
+    if len(touching[0]) == 0:
         return (labels.copy(), labels.copy()) if return_units else labels.copy()
-    a, b = local[pairs[:, 0]], local[pairs[:, 1]]
+    a, b = local[touching[0]], local[touching[1]]
     cross = (a >= 0) & (b >= 0) & (a != b)
     a, b = a[cross], b[cross]
     cross = cluster_class[a] != cluster_class[b]
@@ -145,7 +151,8 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
                      connect_radius: Sequence[Optional[float]],
                      connect_p: Sequence[Optional[float]],
                      max_bend: Optional[float] = None,
-                     bend_window: Optional[float] = None) -> np.ndarray:
+                     bend_window: Optional[float] = None,
+                     pairs: Optional[Pairs] = None) -> np.ndarray:
     """The connectivity step again, per class, on one event's clusters after absorption.
 
     Each cluster whose majority class ``c`` has a connectivity step is split
@@ -168,6 +175,9 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         classes with ``connect_p`` None are left alone.
     max_bend, bend_window : float, optional
         See :func:`.postprocess.connect_fragments`.
+    pairs : Pairs, optional
+        The event's touching pairs (:func:`.touching.touching_pairs`) within at
+        least every ``connect_radius`` used; found per class otherwise.
 
     Returns
     -------
@@ -190,7 +200,8 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         if p is None or members.size < 2:
             continue
         found = connect_fragments(coords[members], emb[members], margins[members],
-                                  labels[members], radius, p, max_bend, bend_window)
+                                  labels[members], radius, p, max_bend, bend_window,
+                                  None if pairs is None else pairs_within(pairs, radius, members))
         n_pieces = int(found.max()) + 1
         _, unit = np.unique(units[members], return_inverse=True)
         unit = unit.reshape(-1)
@@ -204,7 +215,8 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
 
 def absorb_events(sorted_labels: np.ndarray, segments: Sequence, coords: np.ndarray,
                   emb: np.ndarray, margins: np.ndarray, semantics: np.ndarray,
-                  steps: Mapping, min_cluster_size: int) -> np.ndarray:
+                  steps: Mapping, min_cluster_size: int,
+                  pairs: Optional[Mapping[int, Pairs]] = None) -> np.ndarray:
     """:func:`absorb_across_classes` on each event of a batch, then
     :func:`reconnect_tracks` if enabled (its pieces below ``min_cluster_size``
     are dissolved, as everywhere).
@@ -219,6 +231,9 @@ def absorb_events(sorted_labels: np.ndarray, segments: Sequence, coords: np.ndar
         The clusterer's options with lengths in the units of ``coords``
         (:func:`.options.lengths_in_units`).
     min_cluster_size : int
+    pairs : mapping event -> Pairs, optional
+        Each event's touching pairs (:func:`event_pairs`: rows of the sorted voxels)
+        within at least the absorb and connect radii; found here otherwise.
 
     Returns
     -------
@@ -226,21 +241,50 @@ def absorb_events(sorted_labels: np.ndarray, segments: Sequence, coords: np.ndar
         New labels over the sorted voxels.
     """
     out = sorted_labels.copy()
-    starts: Dict[int, int] = {}
-    stops: Dict[int, int] = {}
-    for start, stop, event, _ in segments:
-        starts.setdefault(event, start)
-        stops[event] = stop
-    for event, start in starts.items():
-        part = slice(start, stops[event])
+    if pairs is None:
+        pairs = event_pairs(coords, segments, steps)
+    for event, (start, stop) in _event_ranges(segments).items():
+        part = slice(start, stop)
+        found = pairs[event]  # the event's rows from here on
+        found = Pairs(*pairs_within(found, found.radius, start=start, stop=stop), coords[part],
+                      found.radius)
         out[part], units = absorb_across_classes(
             coords[part], emb[part], margins[part], sorted_labels[part], semantics[part],
-            steps["absorb_radius"], steps["absorb_p"], return_units=True)
+            steps["absorb_radius"], steps["absorb_p"], return_units=True,
+            touching=pairs_within(found, steps["absorb_radius"]))
         if steps["reconnect_after_absorb"]:
             out[part] = drop_small(
                 reconnect_tracks(coords[part], emb[part], margins[part], out[part],
                                  semantics[part], units, steps["connect_radius"],
                                  steps["connect_p"], steps["connect_max_bend"],
-                                 steps["bend_window"]),
+                                 steps["bend_window"], found),
                 min_cluster_size)[0]
+    return out
+
+
+def _event_ranges(segments: Sequence) -> Dict[int, Tuple[int, int]]:
+    """Sorted-row range (start, stop) of each event of ``segments`` (contiguous per event)."""
+    ranges: Dict[int, Tuple[int, int]] = {}
+    for start, stop, event, _ in segments:
+        ranges[event] = (ranges.get(event, (start, stop))[0], stop)
+    return ranges
+
+
+def event_pairs(coords: np.ndarray, segments: Sequence, steps: Mapping) -> Dict[int, Pairs]:
+    """Each event's touching pairs (:func:`.touching.touching_pairs`; rows of the sorted
+    ``coords``, never across events) within :func:`.options.touching_radius` of ``steps``,
+    when the absorb step is on; empty otherwise.
+
+    The absorb step needs every pair of an event, and the connectivity steps before and
+    after it need subsets of them: one search per event serves all three. Without the absorb
+    step each connectivity step searches its own class's voxels, far fewer than the event's.
+    """
+    radius = touching_radius(steps)
+    if steps["absorb_p"] is None or radius is None or coords is None:
+        return {}
+    out = {}
+    for event, (start, stop) in _event_ranges(segments).items():
+        found = touching_pairs(coords[start:stop], radius)
+        out[event] = Pairs(found.a + start, found.b + start, np.asarray(coords, np.float64),
+                           radius)
     return out

@@ -41,10 +41,10 @@ TIE = 1e-9
 
 
 @numba.njit(cache=True, nogil=True)
-def _window_moments(coords, fragment, near, offsets, centres, first, second):  # pragma: no cover
+def _window_moments(coords, members, starts, centres, first, second, window2):  # pragma: no cover
     """Per pair ``i`` and side ``s`` (0: ``first[i]``, 1: ``second[i]``): the count, mean
-    and scatter matrix of the side's voxels among ``near[offsets[i]:offsets[i + 1]]``,
-    relative to the contact ``centres[i]``."""
+    and scatter matrix, relative to the contact ``centres[i]``, of the side's voxels within
+    ``sqrt(window2)`` of it. ``members[starts[f]:starts[f + 1]]`` are fragment ``f``'s voxels."""
     m = first.shape[0]
     count = np.zeros((m, 2), dtype=np.int64)
     mean = np.zeros((m, 2, 3))
@@ -52,11 +52,18 @@ def _window_moments(coords, fragment, near, offsets, centres, first, second):  #
     for i in range(m):
         for s in range(2):
             frag = first[i] if s == 0 else second[i]
+            lo, hi = starts[frag], starts[frag + 1]
+            inside = np.zeros(hi - lo, dtype=np.bool_)
             n = 0
             total = np.zeros(3)
-            for j in range(offsets[i], offsets[i + 1]):
-                v = near[j]
-                if fragment[v] == frag:
+            for j in range(lo, hi):
+                v = members[j]
+                d2 = 0.0
+                for d in range(3):
+                    x = coords[v, d] - centres[i, d]
+                    d2 += x * x
+                if d2 <= window2:
+                    inside[j - lo] = True
                     n += 1
                     for d in range(3):
                         total[d] += coords[v, d] - centres[i, d]
@@ -65,9 +72,9 @@ def _window_moments(coords, fragment, near, offsets, centres, first, second):  #
                 continue
             for d in range(3):
                 mean[i, s, d] = total[d] / n
-            for j in range(offsets[i], offsets[i + 1]):
-                v = near[j]
-                if fragment[v] == frag:
+            for j in range(lo, hi):
+                if inside[j - lo]:
+                    v = members[j]
                     for d in range(3):
                         x = coords[v, d] - centres[i, d] - mean[i, s, d]
                         for e in range(3):
@@ -77,7 +84,7 @@ def _window_moments(coords, fragment, near, offsets, centres, first, second):  #
 
 def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
                 second: np.ndarray, contact_a: np.ndarray, contact_b: np.ndarray,
-                window: float, tree=None) -> np.ndarray:
+                window: float) -> np.ndarray:
     """Bend angle (degrees) where fragments ``first[i]`` and ``second[i]`` touch.
 
     Parameters
@@ -96,23 +103,18 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     window : float
         Radius, in the units of ``coords``, around the contact in which each
         fragment's direction is fitted.
-    tree : scipy.spatial.cKDTree, optional
-        A tree over ``coords``, if the caller has one.
 
     Returns
     -------
     float array (m,)
         Angles in [0, 180]; NaN where a fragment has too few voxels near the contact.
     """
-    from scipy.spatial import cKDTree
-
     coords = np.asarray(coords, dtype=np.float64)
     first = np.asarray(first, dtype=np.int64)
     second = np.asarray(second, dtype=np.int64)
     out = np.full(len(first), np.nan)
     if not len(first):
         return out
-    tree = cKDTree(coords) if tree is None else tree
     fragment = np.asarray(fragment, dtype=np.int64)
     k = int(fragment.max()) + 1
     pair_key = np.minimum(first, second) * k + np.maximum(first, second)
@@ -124,12 +126,13 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
                                  minlength=keys.size) for j in range(3)], axis=1)
     centres = (sums / (2.0 * np.bincount(which, minlength=keys.size))[:, None])[
         np.searchsorted(keys, pair_key)]
-    # One ball query for every contact, flattened (CSR) for the compiled moments.
-    lists = tree.query_ball_point(centres, window)
-    lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    offsets = np.concatenate(([0], np.cumsum(lengths)))
-    near = np.fromiter((v for x in lists for v in x), dtype=np.int64, count=int(offsets[-1]))
-    count, mean, scatter = _window_moments(coords, fragment, near, offsets, centres, first, second)
+    # Each fragment's voxels (CSR by fragment): a side scans only its own fragment's voxels,
+    # cheaper than a ball query in a tree over the segment (a contact has two fragments).
+    kept = np.flatnonzero(fragment >= 0)
+    members = kept[np.argsort(fragment[kept], kind="stable")]
+    starts = np.concatenate(([0], np.cumsum(np.bincount(fragment[kept], minlength=k))))
+    count, mean, scatter = _window_moments(coords, members, starts, centres, first, second,
+                                           float(window) * float(window))
     # Each side's direction: the principal axis of its window (largest eigenvalue; the
     # scale of the scatter matrix does not move it), pointing away from the contact.
     _, vectors = np.linalg.eigh(scatter)

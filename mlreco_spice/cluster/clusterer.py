@@ -17,19 +17,20 @@ Label convention
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from ..columns import CLASS_NAMES, NUM_CLASSES, shown_classes
 from ..defaults import BEND_WINDOW_CM
-from .absorb import absorb_events
+from .absorb import absorb_events, event_pairs
 from .kernels import drop_small, greedy_levels, greedy_torch, log_threshold
 from .options import (OptionalSpec, ThresholdSpec, host_coords, lengths_in_units,  # noqa: F401
                       pitch_frame, resolve_optional, resolve_thresholds, step_options)
 from .postprocess import postprocess_segment
 from .spine_compat import spine_segment
+from .touching import pairs_within
 
 __all__ = ["SPICEClusterer", "cluster_events", "cluster_event_arrays", "resolve_thresholds",
            "resolve_optional", "MODES"]
@@ -213,6 +214,7 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         emb_sorted, margin_sorted = embeddings[order_t], margins[order_t]
         seed_sorted = seediness[order_t]
     coords_sorted = None if coords_np is None else coords_np[order]
+    pairs = event_pairs(coords_sorted, segments, steps)  # one search per event, shared
     next_id: Dict[int, int] = {}
     for start, stop, event, c in segments:
         part = slice(start, stop)
@@ -230,9 +232,11 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
                 local = greedy_torch(emb_sorted[part], margin_sorted[part], seed_sorted[part],
                                      s0_values[c], log_threshold(p0_values[c]),
                                      bool(assign_leftovers), steps["min_seeds"]).cpu().numpy()
+            touching = None if event not in pairs or steps["connect_p"][c] is None else \
+                pairs_within(pairs[event], steps["connect_radius"][c], start=start, stop=stop)
             local = _postprocess(local, emb_sorted[part], margin_sorted[part],
                                  None if coords_sorted is None else coords_sorted[part],
-                                 steps, c)
+                                 steps, c, touching)
             local, count = drop_small(local, int(min_cluster_size))
         offset = next_id.get(event, 0)
         sorted_labels[part] = np.where(local >= 0, local + offset, -1)
@@ -242,7 +246,8 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
             emb_sorted = emb_sorted.detach().double().cpu().numpy()
             margin_sorted = margin_sorted.detach().double().cpu().numpy()
         sorted_labels = absorb_events(sorted_labels, segments, coords_sorted, emb_sorted,
-                                      margin_sorted, sem_np[order], steps, int(min_cluster_size))
+                                      margin_sorted, sem_np[order], steps, int(min_cluster_size),
+                                      pairs)
     labels = np.full(n, -1, dtype=np.int64)
     labels[order] = sorted_labels
     return torch.from_numpy(labels).to(device)
@@ -272,8 +277,9 @@ def cluster_event_arrays(embeddings: np.ndarray, margins: np.ndarray, seediness:
 
 
 def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], steps: Dict,
-                 c: int) -> np.ndarray:
-    """The enabled :mod:`.postprocess` steps for class ``c`` on one segment."""
+                 c: int, touching: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """The enabled :mod:`.postprocess` steps for class ``c`` on one segment (``touching``:
+    its voxel pairs within the connect radius, when the caller has them)."""
     if steps["refine_iterations"] == 0 and steps["merge_p"][c] is None \
             and steps["connect_p"][c] is None:
         return local
@@ -284,7 +290,7 @@ def _postprocess(local: np.ndarray, emb, margins, coords: Optional[np.ndarray], 
     return postprocess_segment(emb, margins, local, steps["refine_iterations"],
                                steps["merge_p"][c], coords, steps["connect_radius"][c],
                                steps["connect_p"][c], steps["connect_max_bend"],
-                               steps["bend_window"])
+                               steps["bend_window"], touching)
 
 
 class SPICEClusterer:

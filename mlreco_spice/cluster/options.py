@@ -231,6 +231,17 @@ def lengths_in_units(steps: Dict, unit_cm: Optional[float]) -> Dict:
                 bend_window=in_units(steps["bend_window_cm"], unit_cm))
 
 
+def touching_radius(steps: Dict) -> Optional[float]:
+    """The largest distance (coordinate units, :func:`lengths_in_units`) at which an
+    enabled step looks for touching voxels: each connected class's ``connect_radius``
+    and, with the absorb step on, ``absorb_radius``. None when no step does."""
+    radii = [r for r, p in zip(steps["connect_radius"], steps["connect_p"])
+             if p is not None and r is not None]
+    if steps["absorb_p"] is not None and steps["absorb_radius"] is not None:
+        radii.append(steps["absorb_radius"])
+    return max(radii) if radii else None
+
+
 def host_coords(coords: Optional[torch.Tensor], steps: Dict, n: int) -> Optional[np.ndarray]:
     """Coordinates as float64 numpy when the connectivity or absorb step runs, else None."""
     connecting = [CLASS_NAMES[c] for c, v in enumerate(steps["connect_p"]) if v is not None]

@@ -36,13 +36,14 @@ seediness order) of each cluster's first voxel. ``-1`` stays ``-1``.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple
 
 import numba
 import numpy as np
 
 from .bend import bend_angles
 from .kernels import EPS
+from .touching import touching_pairs
 
 __all__ = ["refine_labels", "merge_overlapping", "connect_fragments", "postprocess_segment"]
 
@@ -251,7 +252,8 @@ def _log(p: float) -> float:
 def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
                       labels: np.ndarray, radius: float, connect_p: float,
                       max_bend: Optional[float] = None,
-                      bend_window: Optional[float] = None) -> np.ndarray:
+                      bend_window: Optional[float] = None,
+                      touching: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
     """Split clusters into spatially connected fragments, re-join those that agree.
 
     Parameters
@@ -271,14 +273,15 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         meet stay apart whatever ``connect_p`` says (:mod:`.bend`); None: no veto.
     bend_window : float, optional
         The veto's window (units of ``coords``); needed with ``max_bend``.
+    touching : (int array, int array), optional
+        Every pair of rows within ``radius``, if the caller has them
+        (:func:`.touching.pairs_within` of the event's pairs); found here otherwise.
 
     Returns
     -------
     int64 array (n,)
         Labels renumbered by first voxel position; ``-1`` stays ``-1``.
     """
-    from scipy.spatial import cKDTree
-
     if max_bend is not None and bend_window is None:
         raise ValueError("max_bend needs bend_window (the veto's window, units of coords)")
     labels = np.asarray(labels, dtype=np.int64)
@@ -286,9 +289,10 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
     if n == 0 or labels.max() < 0:
         return labels.copy()
     coords = np.asarray(coords, dtype=np.float64)
-    tree = cKDTree(coords)
-    pairs = tree.query_pairs(radius, output_type="ndarray")
-    a, b = (pairs[:, 0], pairs[:, 1]) if len(pairs) else (np.zeros(0, np.int64),) * 2
+    if touching is None:
+        found = touching_pairs(coords, radius)
+        touching = found.a, found.b
+    a, b = touching
     both = (labels[a] >= 0) & (labels[b] >= 0)
     a, b = a[both], b[both]
     same = labels[a] == labels[b]
@@ -303,7 +307,7 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         linked = _kernel_overlap(centres, sigma, fa, fb) > _log(connect_p)
         fa, fb = fa[linked], fb[linked]
         if max_bend is not None and fa.size:
-            bend = bend_angles(coords, fragment, fa, fb, a[~same], b[~same], bend_window, tree)
+            bend = bend_angles(coords, fragment, fa, fb, a[~same], b[~same], bend_window)
             straight = ~(bend > max_bend)  # NaN (no direction): no veto
             fa, fb = fa[straight], fb[straight]
     component = _union_labels(k, fa, fb)
@@ -316,12 +320,14 @@ def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray
                         connect_radius: Optional[float] = None,
                         connect_p: Optional[float] = None,
                         max_bend: Optional[float] = None,
-                        bend_window: Optional[float] = None) -> np.ndarray:
+                        bend_window: Optional[float] = None,
+                        touching: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
     """Apply the enabled steps (module docstring) to one sorted segment's labels.
 
     ``merge_p`` None skips step 2; ``connect_p`` None skips step 3 (which
     then needs ``coords`` and ``connect_radius``, and ``bend_window`` with
-    ``max_bend``; lengths in the units of ``coords``).
+    ``max_bend``; lengths in the units of ``coords``; ``touching`` as in
+    :func:`connect_fragments`).
     """
     labels = refine_labels(emb, margins, labels, refine_iterations)
     if merge_p is not None:
@@ -330,5 +336,5 @@ def postprocess_segment(emb: np.ndarray, margins: np.ndarray, labels: np.ndarray
         if coords is None or connect_radius is None:
             raise ValueError("connect_p needs voxel coordinates and connect_radius")
         labels = connect_fragments(coords, emb, margins, labels, connect_radius, connect_p,
-                                   max_bend, bend_window)
+                                   max_bend, bend_window, touching)
     return labels

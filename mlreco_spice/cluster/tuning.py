@@ -39,6 +39,7 @@ from ..metrics import DEFAULT_MIN_TRUE_SIZE, prepare_truth, scores_from_codes, w
 from .kernels import drop_small, greedy_levels, log_threshold
 from .options import in_units, pitch_frame, step_options
 from .postprocess import connect_fragments, postprocess_segment
+from .touching import touching_pairs
 
 __all__ = ["tune_thresholds", "write_thresholds", "format_threshold_table", "threshold_grid",
            "EVENT_KEYS", "METRICS", "CONNECT_P_GRID", "ABSORB_P_GRID"]
@@ -148,10 +149,11 @@ def _connect_scores(segment: _Segment, s0: float, p0: float, radius_cm: float,
     radius = in_units(radius_cm, segment.unit_cm)
     window = in_units(options["bend_window_cm"], segment.unit_cm)
     out = np.empty((len(METRICS), len(CONNECT_P_GRID)))
+    pairs = touching_pairs(segment.coords, radius)  # the same voxels at every grid point
     for k, connect_p in enumerate(CONNECT_P_GRID):
         found = labels if connect_p is None or not labels.size else \
             connect_fragments(segment.coords, segment.emb, segment.margins, labels, radius,
-                              connect_p, options["max_bend"], window)
+                              connect_p, options["max_bend"], window, (pairs.a, pairs.b))
         out[:, k] = segment.scores(found, options["min_cluster_size"])
     return out
 
