@@ -44,6 +44,43 @@ def test_refine_moves_voxels_to_the_recentred_kernel():
     assert (out[:3] == -1).all() and np.array_equal(labels, kept)
 
 
+def _plain_refine(emb, margins, labels, n_iter):
+    """The refinement written plainly: every voxel scores every candidate, ties to the
+    lower id (the pruned search in postprocess._refine must agree exactly)."""
+    labels = labels.copy()
+    k = labels.max() + 1
+    for _ in range(n_iter):
+        kept = labels >= 0
+        count = np.bincount(labels[kept], minlength=k)
+        centres = np.zeros((k, 3))
+        sigma = np.zeros(k)
+        for c in np.flatnonzero(count):
+            centres[c] = emb[labels == c].mean(axis=0)
+            sigma[c] = margins[labels == c].mean()
+        inv = 1.0 / (2.0 * sigma ** 2 + 1e-8)
+        cost = ((emb[:, None, :] - centres[None]) ** 2).sum(-1) * inv[None]
+        cost[:, count == 0] = np.inf
+        new = np.where(kept, cost.argmin(axis=1), -1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_refine_with_pruning_equals_scoring_every_candidate(seed):
+    # Many candidates of unequal widths, and (grid embeddings) exact ties between them.
+    rng = np.random.default_rng(seed)
+    if seed % 2:
+        emb = rng.integers(0, 4, size=(400, 3)).astype(float)
+    else:
+        emb = rng.normal(0.0, 1.0, (400, 3)) + rng.integers(0, 6, size=(400, 1))
+    margins = rng.uniform(0.05, 1.5, 400)
+    labels = rng.integers(-1, 60, 400)
+    got = refine_labels(emb, margins, labels, 4)
+    assert np.array_equal(got, _plain_refine(emb, margins, labels, 4))
+
+
 def test_merge_threshold_is_the_kernel_value_at_the_other_centroid():
     emb = np.zeros((4, 3))
     emb[2:, 0] = 0.1                      # centroids 0.1 apart, margin 0.1

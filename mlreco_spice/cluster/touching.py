@@ -53,7 +53,10 @@ def touching_pairs(coords: np.ndarray, radius: float) -> Pairs:
         return Pairs(empty, empty, coords, radius)
     from scipy.spatial import cKDTree
 
-    pairs = cKDTree(coords).query_pairs(radius, output_type="ndarray")
+    # An unbalanced tree without shrunk node boxes builds faster and finds the same pairs:
+    # 10.3 against 11.8 ms per simulator-v2 event (median of 6 runs of 30 events).
+    tree = cKDTree(coords, balanced_tree=False, compact_nodes=False)
+    pairs = tree.query_pairs(radius, output_type="ndarray")
     a, b = (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)) if len(pairs) \
         else (empty, empty)
     return Pairs(a, b, coords, radius)
@@ -85,7 +88,7 @@ def pairs_within(pairs: Pairs, radius: float, rows: Optional[np.ndarray] = None,
     if radius < pairs.radius:  # the same squared distance the tree compares
         near = ((pairs.coords[a] - pairs.coords[b]) ** 2).sum(axis=1) <= radius * radius
         a, b = a[near], b[near]
-    if rows is None and start == 0 and stop is None:
+    if rows is None and start == 0 and (stop is None or stop >= len(pairs.coords)):
         return a, b
     if rows is None:
         # a < b: both ends lie in start:stop when a does not start before it and b
