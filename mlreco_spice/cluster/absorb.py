@@ -190,8 +190,7 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
     if not clustered.any():
         return out
     ids, inverse = np.unique(labels[clustered], return_inverse=True)
-    votes = np.zeros((ids.size, int(semantics.max()) + 1), dtype=np.int64)
-    np.add.at(votes, (inverse, np.asarray(semantics)[clustered]), 1)
+    votes = _table(inverse, np.asarray(semantics)[clustered], ids.size, int(semantics.max()) + 1)
     majority = np.full(labels.size, -1, dtype=np.int64)
     majority[clustered] = votes.argmax(axis=1)[inverse]
     next_id = int(labels.max()) + 1
@@ -205,12 +204,18 @@ def reconnect_tracks(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
         n_pieces = int(found.max()) + 1
         _, unit = np.unique(units[members], return_inverse=True)
         unit = unit.reshape(-1)
-        share = np.zeros((int(unit.max()) + 1, n_pieces), dtype=np.int64)
-        np.add.at(share, (unit, found), 1)
+        share = _table(unit, found, int(unit.max()) + 1, n_pieces)
         found = np.where(semantics[members] == c, found, share.argmax(axis=1)[unit])
         out[members] = found + next_id  # fresh ids: no clash with other classes' clusters
         next_id += n_pieces
     return np.unique(out, return_inverse=True)[1].reshape(-1) - int((out < 0).any())
+
+
+def _table(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
+    """Count of each (row, col) pair, as an (n_rows, n_cols) table (np.add.at's result,
+    with one bincount: np.add.at took 1.4 ms per event here)."""
+    flat = np.asarray(rows, dtype=np.int64) * n_cols + np.asarray(cols, dtype=np.int64)
+    return np.bincount(flat, minlength=n_rows * n_cols).reshape(n_rows, n_cols)
 
 
 def absorb_events(sorted_labels: np.ndarray, segments: Sequence, coords: np.ndarray,
