@@ -58,9 +58,11 @@ def _plain_refine(emb, margins, labels, n_iter):
             centres[c] = emb[labels == c].mean(axis=0)
             sigma[c] = margins[labels == c].mean()
         inv = 1.0 / (2.0 * sigma ** 2 + 1e-8)
-        cost = ((emb[:, None, :] - centres[None]) ** 2).sum(-1) * inv[None]
-        cost[:, count == 0] = np.inf
-        new = np.where(kept, cost.argmin(axis=1), -1)
+        new = np.full(len(labels), -1)
+        for rows in np.array_split(np.arange(len(labels)), max(1, len(labels) // 200)):
+            cost = ((emb[rows, None, :] - centres[None]) ** 2).sum(-1) * inv[None]
+            cost[:, count == 0] = np.inf
+            new[rows] = np.where(kept[rows], cost.argmin(axis=1), -1)
         if np.array_equal(new, labels):
             break
         labels = new
@@ -69,16 +71,36 @@ def _plain_refine(emb, margins, labels, n_iter):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_refine_with_pruning_equals_scoring_every_candidate(seed):
-    # Many candidates of unequal widths, and (grid embeddings) exact ties between them.
+    # Many candidates of unequal widths; and (grid embeddings) exact ties between them.
     rng = np.random.default_rng(seed)
+    labels = rng.integers(-1, 60, 400)
     if seed % 2:
+        # Grid embeddings, one margin, two voxels per candidate: the centres sit on the
+        # half-grid and a voxel is often exactly as far from two of them.
         emb = rng.integers(0, 4, size=(400, 3)).astype(float)
+        margins = np.full(400, 0.5)
+        labels = np.arange(400) // 2
+        centres = np.array([emb[labels == c].mean(axis=0) for c in range(200)])
+        cost = ((emb[:, None, :] - centres[None]) ** 2).sum(-1)
+        assert ((cost == cost.min(axis=1, keepdims=True)).sum(axis=1) > 1).any()  # ties
     else:
         emb = rng.normal(0.0, 1.0, (400, 3)) + rng.integers(0, 6, size=(400, 1))
-    margins = rng.uniform(0.05, 1.5, 400)
-    labels = rng.integers(-1, 60, 400)
+        margins = rng.uniform(0.05, 1.5, 400)
     got = refine_labels(emb, margins, labels, 4)
     assert np.array_equal(got, _plain_refine(emb, margins, labels, 4))
+
+
+def test_refine_with_more_candidates_than_the_pruning_table_scores_them_all():
+    from mlreco_spice.cluster.postprocess import MAX_PRUNED_CANDIDATES
+
+    rng = np.random.default_rng(9)
+    n = MAX_PRUNED_CANDIDATES + 300
+    emb = rng.normal(0.0, 1.0, (n, 3))
+    margins = rng.uniform(0.05, 1.5, n)
+    labels = np.arange(n) % (MAX_PRUNED_CANDIDATES + 100)
+    assert np.unique(labels).size > MAX_PRUNED_CANDIDATES
+    assert np.array_equal(refine_labels(emb, margins, labels, 1),
+                          _plain_refine(emb, margins, labels, 1))
 
 
 def test_merge_threshold_is_the_kernel_value_at_the_other_centroid():

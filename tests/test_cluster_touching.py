@@ -96,11 +96,14 @@ def test_shared_pairs_give_the_labels_of_each_step_searching_alone():
                                  steps["connect_radius"], steps["connect_p"])
         assert np.array_equal(with_shared[part], alone)
     assert len(np.unique(with_shared[:n])) > 1
-    # The connectivity step with the caller's pairs equals its own search.
-    found = touching_pairs(coords, 3.0)
+    # The connectivity step with the caller's pairs (found at a larger radius, cut down,
+    # in another order) equals its own search.
+    wide = touching_pairs(coords, 4.5)
+    shuffle = np.random.default_rng(8).permutation(wide.a.size)
+    a, b = pairs_within(wide._replace(a=wide.a[shuffle], b=wide.b[shuffle]), 3.0)
+    assert a.size < wide.a.size
     assert np.array_equal(
-        connect_fragments(coords, emb, margins, labels, 3.0, 0.0, 25.0, 15.0,
-                          (found.a, found.b)),
+        connect_fragments(coords, emb, margins, labels, 3.0, 0.0, 25.0, 15.0, (a, b)),
         connect_fragments(coords, emb, margins, labels, 3.0, 0.0, 25.0, 15.0))
 
 

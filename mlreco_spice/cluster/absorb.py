@@ -250,9 +250,12 @@ def absorb_events(sorted_labels: np.ndarray, segments: Sequence, coords: np.ndar
         pairs = event_pairs(coords, segments, steps)
     for event, (start, stop) in _event_ranges(segments).items():
         part = slice(start, stop)
-        found = pairs[event]  # the event's rows from here on
-        found = Pairs(*pairs_within(found, found.radius, start=start, stop=stop), coords[part],
-                      found.radius)
+        found = pairs.get(event)
+        if found is None:  # a caller's map without this event
+            found = touching_pairs(coords[part], touching_radius(steps))
+        else:  # the event's rows from here on
+            found = Pairs(*pairs_within(found, found.radius, start=start, stop=stop),
+                          found.coords[part], found.radius)
         out[part], units = absorb_across_classes(
             coords[part], emb[part], margins[part], sorted_labels[part], semantics[part],
             steps["absorb_radius"], steps["absorb_p"], return_units=True,
@@ -287,9 +290,9 @@ def event_pairs(coords: np.ndarray, segments: Sequence, steps: Mapping) -> Dict[
     radius = touching_radius(steps)
     if steps["absorb_p"] is None or radius is None or coords is None:
         return {}
+    coords = np.asarray(coords, dtype=np.float64)
     out = {}
     for event, (start, stop) in _event_ranges(segments).items():
         found = touching_pairs(coords[start:stop], radius)
-        out[event] = Pairs(found.a + start, found.b + start, np.asarray(coords, np.float64),
-                           radius)
+        out[event] = Pairs(found.a + start, found.b + start, coords, radius)
     return out

@@ -118,6 +118,12 @@ def bend_angles(coords: np.ndarray, fragment: np.ndarray, first: np.ndarray,
     fragment = np.asarray(fragment, dtype=np.int64)
     k = int(fragment.max()) + 1
     pair_key = np.minimum(first, second) * k + np.maximum(first, second)
+    # Contacts in voxel order: the contact points' last bits (non-integer coordinates) must
+    # not depend on the order the caller's search found the pairs in.
+    low = np.minimum(contact_a, contact_b)
+    high = np.maximum(contact_a, contact_b)
+    order = np.lexsort((high, low))
+    contact_a, contact_b = low[order], high[order]
     fa, fb = fragment[contact_a], fragment[contact_b]
     # Contact point of each fragment pair in one pass: mean of its touching voxels.
     keys, which = np.unique(np.minimum(fa, fb) * k + np.maximum(fa, fb), return_inverse=True)

@@ -214,7 +214,7 @@ def cluster_events(embeddings: torch.Tensor, margins: torch.Tensor, seediness: t
         emb_sorted, margin_sorted = embeddings[order_t], margins[order_t]
         seed_sorted = seediness[order_t]
     coords_sorted = None if coords_np is None else coords_np[order]
-    pairs = event_pairs(coords_sorted, segments, steps)  # one search per event, shared
+    pairs = event_pairs(coords_sorted, segments, steps)  # with the absorb step: shared
     next_id: Dict[int, int] = {}
     for start, stop, event, c in segments:
         part = slice(start, stop)

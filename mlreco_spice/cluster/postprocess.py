@@ -84,6 +84,15 @@ def _sq_dist(x, i, y, j):  # pragma: no cover - compiled
 #: Relative slack on the pruning bound of :func:`_refine`: a candidate is skipped only when
 #: its bound exceeds the best cost by more than rounding could explain.
 BOUND_SLACK = 1e-9
+#: Most live candidates for which :func:`_refine` keeps the (m, m) table of centre gaps;
+#: beyond it (an early model seeding thousands) every voxel scores every candidate.
+MAX_PRUNED_CANDIDATES = 2000
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _wins(log_p, c, best, arg):  # pragma: no cover - compiled
+    """Candidate ``c`` beats the best so far (ties: the lower id, the old scan's order)."""
+    return log_p > best or (log_p == best and c < arg)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -99,35 +108,46 @@ def _refine(emb, margins, labels, n_iter):  # pragma: no cover - compiled
         # by distance from L and the search stops once that bound passes the best cost:
         # about a tenth of them on simulator-v2 Shower segments (50-100 candidates).
         live = np.flatnonzero(count > 0)
+        m = live.size
+        slot = np.full(k, -1, dtype=np.int64)
+        slot[live] = np.arange(m)
+        prune = m <= MAX_PRUNED_CANDIDATES
+        size = m if prune else 0
+        gap = np.zeros((size, size))
+        near = np.empty((size, size), dtype=np.int64)
+        for s in range(size):
+            for t in range(m):
+                gap[s, t] = np.sqrt(_sq_dist(centres, live[s], centres, live[t]))
+            near[s] = np.argsort(gap[s])
         inv_min = inv[live].min()
-        gap = np.zeros((k, k))
-        near = np.empty((k, live.size), dtype=np.int64)
-        for a in range(k):
-            if count[a] == 0:
-                continue
-            for b in live:
-                gap[a, b] = np.sqrt(_sq_dist(centres, a, centres, b))
-            near[a] = live[np.argsort(gap[a, live])]
         moved = False
         for i in range(n):
             own = labels[i]
             if own < 0:
                 continue
             d2 = _sq_dist(emb, i, centres, own)
-            d = np.sqrt(d2)
             best = -d2 * inv[own]
             arg = own
-            for j in range(live.size):
-                c = near[own, j]
-                reach = gap[own, c] - d
-                if reach > 0.0 and reach * reach * inv_min > -best * (1.0 + BOUND_SLACK):
-                    break  # this and every later candidate cost more than the best
-                if c == own:
-                    continue
-                log_p = -_sq_dist(emb, i, centres, c) * inv[c]
-                if log_p > best or (log_p == best and c < arg):  # ties: the earlier candidate
-                    best = log_p
-                    arg = c
+            if prune:
+                d = np.sqrt(d2)
+                s = slot[own]
+                for j in range(m):
+                    t = near[s, j]
+                    reach = gap[s, t] - d
+                    if reach > 0.0 and reach * reach * inv_min > -best * (1.0 + BOUND_SLACK):
+                        break  # this and every later candidate cost more than the best
+                    c = live[t]
+                    if c != own:
+                        log_p = -_sq_dist(emb, i, centres, c) * inv[c]
+                        if _wins(log_p, c, best, arg):
+                            best, arg = log_p, c
+            else:
+                for t in range(m):
+                    c = live[t]
+                    if c != own:
+                        log_p = -_sq_dist(emb, i, centres, c) * inv[c]
+                        if _wins(log_p, c, best, arg):
+                            best, arg = log_p, c
             if arg != own:
                 labels[i] = arg
                 moved = True

@@ -85,21 +85,23 @@ def pairs_within(pairs: Pairs, radius: float, rows: Optional[np.ndarray] = None,
     if radius > pairs.radius:
         raise ValueError(f"pairs were found within {pairs.radius}, asked for {radius}")
     a, b = pairs.a, pairs.b
-    if radius < pairs.radius:  # the same squared distance the tree compares
-        near = ((pairs.coords[a] - pairs.coords[b]) ** 2).sum(axis=1) <= radius * radius
-        a, b = a[near], b[near]
-    if rows is None and start == 0 and (stop is None or stop >= len(pairs.coords)):
-        return a, b
-    if rows is None:
+    shift = 0
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        position = np.full(len(pairs.coords), -1, dtype=np.int64)
+        position[rows] = np.arange(rows.size)
+        keep = (position[a] >= 0) & (position[b] >= 0)
+        a, b = a[keep], b[keep]
+    elif start > 0 or (stop is not None and stop < len(pairs.coords)):
         # a < b: both ends lie in start:stop when a does not start before it and b
         # does not end after it.
         keep = a >= start
         if stop is not None:
             keep &= b < stop
-        return a[keep] - start, b[keep] - start
-    rows = np.asarray(rows, dtype=np.int64)
-    position = np.full(len(pairs.coords), -1, dtype=np.int64)
-    position[rows] = np.arange(rows.size)
-    a, b = position[a], position[b]
-    keep = (a >= 0) & (b >= 0)
-    return a[keep], b[keep]
+        a, b, shift = a[keep], b[keep], start
+    if radius < pairs.radius:  # the same squared distance the tree compares
+        near = ((pairs.coords[a] - pairs.coords[b]) ** 2).sum(axis=1) <= radius * radius
+        a, b = a[near], b[near]
+    if rows is not None:
+        return position[a], position[b]
+    return a - shift, b - shift
