@@ -6,13 +6,19 @@ the same outputs are clustered with one configuration per row, adding the steps 
 time, on true and on predicted semantics. Scores: mean ARI per class over events
 (:func:`mlreco_spice.metrics.evaluate_event`, true clusters < 10 voxels masked).
 
+Then issue 18's keep-step rule (:mod:`step_rule`) on the full chain's outputs: each step,
+in the clusterer's order, against the steps kept before it, paired per event; a step stays
+in ``chain_configs/predict.yaml`` only if it raises some class's mean ARI by more than 2
+standard errors and lowers no class's, nor the particle-level ARI, by more than 1.
+
 The default events are the validation set the thresholds were tuned on (seed 2), so the
 rows measure what each step contributes there; the accuracy benchmark
 (``benchmarks/accuracy.py``) is the check on unseen events.
 
 Usage::
 
-    .venv/bin/python benchmarks/clusterer_steps.py [--events 100] [--out runs/clusterer_steps.md]
+    .venv/bin/python benchmarks/clusterer_steps.py [--events 200] [--weights W] \
+        [--out runs/clusterer_steps.md]
 """
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import step_rule  # noqa: E402
 
 from mlreco_spice.atomic import atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES
@@ -74,21 +83,53 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
     ]
 
 
-def score(events: Sequence[Dict[str, np.ndarray]], truth: bool, kwargs: Dict[str, Any]
-          ) -> Dict[str, float]:
-    """Mean ARI per class of one clusterer configuration."""
+def per_event_scores(events: Sequence[Dict[str, np.ndarray]], truth: bool,
+                     kwargs: Dict[str, Any]):
+    """ARI per class and event, and particle-level ARI per event, of one configuration
+    (:data:`step_rule.Scores`)."""
     from mlreco_spice.cluster import cluster_event_arrays
-    from mlreco_spice.metrics import evaluate_event
+    from mlreco_spice.metrics import evaluate_event, evaluate_particles
 
-    per_class: Dict[str, List[float]] = {name: [] for name in CLASS_NAMES}
-    for ev in events:
+    per_class: Dict[str, Dict[int, float]] = {name: {} for name in CLASS_NAMES}
+    particle: Dict[int, float] = {}
+    for index, ev in enumerate(events):
         semantics = ev["truth_semantic"] if truth else ev["semantics"]
         labels = cluster_event_arrays(ev["embeddings"], ev["margins"], ev["seediness"],
                                       semantics, ev["coords"], voxel_cm=ev["voxel_cm"],
                                       **kwargs)
         for row in evaluate_event(ev["truth_instance"], labels, ev["truth_semantic"]):
-            per_class[row["class"]].append(row["ari"])
-    return {name: float(np.mean(v)) if v else float("nan") for name, v in per_class.items()}
+            per_class[row["class"]][index] = row["ari"]
+        particle[index] = float(evaluate_particles(ev["truth_instance"], labels)["ari"])
+    return per_class, particle
+
+
+def score(events: Sequence[Dict[str, np.ndarray]], truth: bool, kwargs: Dict[str, Any]
+          ) -> Dict[str, float]:
+    """Mean ARI per class of one clusterer configuration."""
+    per_class, _ = per_event_scores(events, truth, kwargs)
+    return {name: float(np.mean(list(v.values()))) if v else float("nan")
+            for name, v in per_class.items()}
+
+
+def rule_lines(judged: Sequence[Dict[str, Any]], n_events: int) -> List[str]:
+    """Markdown of the keep-step rule's verdicts (:func:`step_rule.judge_steps`)."""
+    lines = ["", f"Keep-step rule (issue 18) on the full chain's outputs, {n_events} events, paired "
+             f"per event: a step stays on if it raises some class's mean ARI by > "
+             f"{step_rule.RAISE_SE:g} SE and lowers no class's, nor the particle-level ARI, "
+             f"by > {step_rule.LOWER_SE:g} SE; each step against the steps kept before it.", "",
+             "| step | " + " | ".join(f"Δ {c}" for c in CLASS_NAMES) + " | Δ particle ARI | "
+             "verdict |", "|---|" + "---|" * (len(CLASS_NAMES) + 2)]
+    for row in judged:
+        verdict = {True: "**keep**", False: "off", None: "not judged"}[row["keep"]]
+        lines.append(f"| {row['step']} | " + " | ".join(
+            str(row["per_class"].get(c, step_rule.Change(np.nan, np.nan, 0)))
+            for c in CLASS_NAMES) + f" | {row['particle']} | {verdict}: {row['why']} |")
+    kept = [r["step"] for r in judged if r["keep"]]
+    lines += ["", f"Steps kept: {', '.join(kept) if kept else 'none'}."]
+    if n_events < step_rule.MIN_EVENTS:
+        lines.append(f"(Only {n_events} events: the rule asks for at least "
+                     f"{step_rule.MIN_EVENTS}.)")
+    return lines
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -96,7 +137,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--val-file", default=str(ROOT / "runs/default_data/val.h5"),
                    help="labelled events (default: %(default)s)")
-    p.add_argument("--events", type=int, default=100, help="events (default: %(default)s)")
+    p.add_argument("--events", type=int, default=step_rule.MIN_EVENTS,
+                   help="events (default: %(default)s, the keep-step rule's minimum)")
+    p.add_argument("--weights", help="chain weights (default: predict.yaml's predict.weights)")
     p.add_argument("--thresholds", default=str(ROOT / "weights/thresholds.yaml"),
                    help="shipped thresholds (default: %(default)s)")
     p.add_argument("--paper-thresholds", default=str(ROOT / "weights/thresholds_paper.yaml"),
@@ -113,7 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mlreco_spice.config import load_config
     from mlreco_spice.inference import iter_event_outputs, load_thresholds
 
-    cfg = load_config("predict", [LABELS, "predict.thresholds=null"])
+    cfg = load_config("predict", [LABELS, "predict.thresholds=null"]
+                      + ([f"predict.weights={args.weights}"] if args.weights else []))
     events = list(iter_event_outputs(cfg, [args.val_file], args.events,
                                      progress=not args.no_progress))
     rows = rows_to_run(cfg["model"]["modules"]["spice"]["clusterer"],
@@ -127,6 +171,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lines.append(f"| {row['name']} | {'true' if row['truth'] else 'predicted'} | "
                      + " | ".join(f"{aris[n]:.3f}" for n in CLASS_NAMES) + " |")
         print(lines[-1], flush=True)
+    shipped = load_thresholds(args.thresholds)
+    judged = step_rule.judge_steps(
+        {"s0": shipped["s0"], "p0": shipped["p0"]}, cfg["model"]["modules"]["spice"]["clusterer"],
+        shipped, lambda kwargs: per_event_scores(events, False, kwargs))
+    lines += rule_lines(judged, len(events))
+    print("\n".join(lines[-len(judged) - 4:]), flush=True)
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}")
     return 0
