@@ -39,7 +39,7 @@ import numpy as np
 from .kernels import EPS, drop_small
 from .options import touching_radius
 from .postprocess import connect_fragments
-from .touching import Pairs, pairs_within, touching_pairs
+from .touching import Pairs, given_or_found, pairs_within, touching_pairs
 
 __all__ = ["absorb_across_classes", "reconnect_tracks", "absorb_events", "event_pairs"]
 
@@ -99,9 +99,7 @@ def absorb_across_classes(coords: np.ndarray, emb: np.ndarray, margins: np.ndarr
     cluster_class = np.zeros(k, dtype=np.int64)
     cluster_class[inverse] = semantics[clustered]
 
-    if touching is None:
-        found = touching_pairs(coords, radius)
-        touching = found.a, found.b
+    touching = given_or_found(touching, coords, radius)
     if len(touching[0]) == 0:
         return (labels.copy(), labels.copy()) if return_units else labels.copy()
     a, b = local[touching[0]], local[touching[1]]

@@ -43,7 +43,7 @@ import numpy as np
 
 from .bend import bend_angles
 from .kernels import EPS
-from .touching import touching_pairs
+from .touching import given_or_found
 
 __all__ = ["refine_labels", "merge_overlapping", "connect_fragments", "postprocess_segment"]
 
@@ -336,9 +336,7 @@ def connect_fragments(coords: np.ndarray, emb: np.ndarray, margins: np.ndarray,
     if n == 0 or labels.max() < 0:
         return labels.copy()
     coords = np.asarray(coords, dtype=np.float64)
-    if touching is None:
-        found = touching_pairs(coords, radius)
-        touching = found.a, found.b
+    touching = given_or_found(touching, coords, radius)
     a, b = touching
     both = (labels[a] >= 0) & (labels[b] >= 0)
     a, b = a[both], b[both]

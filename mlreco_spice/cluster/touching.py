@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["Pairs", "touching_pairs", "pairs_within"]
+__all__ = ["Pairs", "touching_pairs", "pairs_within", "given_or_found"]
 
 
 class Pairs(NamedTuple):
@@ -60,6 +60,17 @@ def touching_pairs(coords: np.ndarray, radius: float) -> Pairs:
     a, b = (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)) if len(pairs) \
         else (empty, empty)
     return Pairs(a, b, coords, radius)
+
+
+def given_or_found(touching: Optional[Tuple[np.ndarray, np.ndarray]], coords: np.ndarray,
+                   radius: float) -> Tuple[np.ndarray, np.ndarray]:
+    """``touching`` (a caller's pairs at ``radius``) when given, else the pairs
+    :func:`touching_pairs` finds: the steps take the event's shared pairs from the
+    clusterer and search themselves when called alone."""
+    if touching is not None:
+        return touching
+    found = touching_pairs(coords, radius)
+    return found.a, found.b
 
 
 def pairs_within(pairs: Pairs, radius: float, rows: Optional[np.ndarray] = None,
