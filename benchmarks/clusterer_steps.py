@@ -1,7 +1,9 @@
 """What each clusterer step beyond the paper adds: ARI per class on validation events.
 
-The network runs once per event (``chain_configs/predict.yaml``, shipped weights); then
-the same outputs are clustered with one configuration per row, adding the steps of
+The network runs once per event (shipped weights); then the same outputs are clustered
+with one configuration per row, adding the candidate steps of
+``chain_configs/predict_all_steps.yaml`` (thresholds tuned with all of them on,
+``weights/thresholds_all_steps.yaml``), those of
 :mod:`mlreco_spice.cluster.postprocess` and :mod:`mlreco_spice.cluster.absorb` one at a
 time, on true and on predicted semantics. Scores: mean ARI per class over events
 (:func:`mlreco_spice.metrics.evaluate_event`, true clusters < 10 voxels masked).
@@ -9,7 +11,9 @@ time, on true and on predicted semantics. Scores: mean ARI per class over events
 Then issue 18's keep-step rule (:mod:`step_rule`) on the full chain's outputs: each step,
 in the clusterer's order, against the steps kept before it, paired per event; a step stays
 in ``chain_configs/predict.yaml`` only if it raises some class's mean ARI by more than 2
-standard errors and lowers no class's, nor the particle-level ARI, by more than 1.
+standard errors and lowers no class's, nor the particle-level ARI, by more than 1. The
+rows and the rule use the candidates' s0/p0 (``thresholds_all_steps.yaml``); a config
+that changes the kept steps is tuned again (``make train-default`` tunes both).
 
 The default events are the validation set the thresholds were tuned on (seed 2), so the
 rows measure what each step contributes there; the accuracy benchmark
@@ -45,8 +49,8 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
                 ) -> List[Dict[str, Any]]:
     """(name, semantics source, clusterer kwargs) of each row, steps added one at a time.
 
-    ``block`` is the shipped config's clusterer block (refinement, merge and radii),
-    ``shipped`` and ``paper`` the two thresholds files.
+    ``block`` is the candidates' clusterer block (``predict_all_steps.yaml``: refinement,
+    merge and radii), ``shipped`` its thresholds file and ``paper`` the paper's.
     """
     thresholds = {"s0": shipped["s0"], "p0": shipped["p0"]}
     paper = {"s0": paper["s0"], "p0": paper["p0"]}
@@ -62,11 +66,11 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
     reconnect = dict(absorb, reconnect_after_absorb=block.get("reconnect_after_absorb", False))
     return [
         {"name": "paper's seed search (its own thresholds)", "truth": True, "kwargs": paper},
-        {"name": "shipped s0/p0, paper's seed search", "truth": True, "kwargs": thresholds},
+        {"name": "all-steps s0/p0, paper's seed search", "truth": True, "kwargs": thresholds},
         {"name": "+ one seed per present class", "truth": True, "kwargs": seed},
         {"name": f"+ {block['refine_iterations']} refinement passes, merge at p > "
                  f"{block['merge_p']}", "truth": True, "kwargs": refine},
-        {"name": "+ connectivity (shipped connect_p), no bend veto", "truth": True,
+        {"name": "+ connectivity (tuned connect_p), no bend veto", "truth": True,
          "kwargs": plain_connect},
         {"name": f"+ bend veto ({block.get('connect_max_bend')} degrees)", "truth": True,
          "kwargs": connect},
@@ -78,7 +82,7 @@ def rows_to_run(block: Dict[str, Any], shipped: Dict[str, Any], paper: Dict[str,
         {"name": "full chain: steps up to the bend veto, no absorb", "truth": False,
          "kwargs": connect},
         {"name": "full chain: + absorb", "truth": False, "kwargs": absorb},
-        {"name": "full chain: + reconnect after absorb (shipped clusterer)", "truth": False,
+        {"name": "full chain: + reconnect after absorb (every step)", "truth": False,
          "kwargs": reconnect},
     ]
 
@@ -140,8 +144,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--events", type=int, default=step_rule.MIN_EVENTS,
                    help="events (default: %(default)s, the keep-step rule's minimum)")
     p.add_argument("--weights", help="chain weights (default: predict.yaml's predict.weights)")
-    p.add_argument("--thresholds", default=str(ROOT / "weights/thresholds.yaml"),
-                   help="shipped thresholds (default: %(default)s)")
+    p.add_argument("--thresholds", default=str(ROOT / "weights/thresholds_all_steps.yaml"),
+                   help="thresholds tuned with every step on (default: %(default)s)")
     p.add_argument("--paper-thresholds", default=str(ROOT / "weights/thresholds_paper.yaml"),
                    help="thresholds tuned for the paper's seed search (default: %(default)s)")
     p.add_argument("--out", default=str(ROOT / "runs/clusterer_steps.md"),
@@ -156,7 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from mlreco_spice.config import load_config
     from mlreco_spice.inference import iter_event_outputs, load_thresholds
 
-    cfg = load_config("predict", [LABELS, "predict.thresholds=null"]
+    cfg = load_config("predict_all_steps", [LABELS, "predict.thresholds=null"]
                       + ([f"predict.weights={args.weights}"] if args.weights else []))
     events = list(iter_event_outputs(cfg, [args.val_file], args.events,
                                      progress=not args.no_progress))

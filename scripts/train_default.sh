@@ -12,7 +12,8 @@
 #      event passes, simulator version and config; weights/run/README.md logs each stretch);
 #   4. when both stages are complete (and FINAL=1): join them into weights/spice_default.pt
 #      and tune the clustering thresholds on the validation set (the shipped clusterer,
-#      and the paper's seed search alone for the accuracy benchmark).
+#      every candidate step on for benchmarks/clusterer_steps.py, and the paper's seed
+#      search alone for the accuracy benchmark).
 # Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
 #
 # Settings (environment): DATA, RUN (run directories; keep RUN outside the work tree for
@@ -82,8 +83,14 @@ done
 $BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$EXPORT/spice.pt" \
     -c chain_configs/predict.yaml -o weights/spice_default.pt
 LABELS="io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
-$BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds.yaml \
-    --weights weights/spice_default.pt --events "$N_VAL" --set predict.thresholds=null --set "$LABELS"
+# The shipped clusterer (predict.yaml: the steps that passed issue 18's keep-step rule),
+# then every candidate step on (predict_all_steps.yaml: what benchmarks/clusterer_steps.py
+# judges, with its connect_p and absorb_p).
+for config in predict:thresholds predict_all_steps:thresholds_all_steps; do
+  $BIN/mlreco-spice tune -c "chain_configs/${config%%:*}.yaml" -i "$DATA/val.h5" \
+      -o "weights/${config##*:}.yaml" --weights weights/spice_default.pt --events "$N_VAL" \
+      --set predict.thresholds=null --set "$LABELS"
+done
 # The paper's seed search alone (at least one seed per class, leftovers assigned, no later
 # step: benchmarks/race_common.py SEED_SEARCH), for the accuracy benchmark's spice_paper_seeds row.
 $BIN/mlreco-spice tune -c chain_configs/predict.yaml -i "$DATA/val.h5" -o weights/thresholds_paper.yaml \

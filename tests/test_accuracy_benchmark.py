@@ -141,6 +141,7 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
             "--weights", str(tiny_trained), "--thresholds", "paper", "--out", str(out),
             "--curve", str(ckpt_dir), "--curve-events", "2", "--failures", "2", "--no-progress",
             # The connectivity step in the chain (coords reach the clusterer).
+            "-c", "predict_all_steps",
             "--set", "model.modules.spice.clusterer.connect_p={HIP: 0.1, MIP: 0.0}",
             *[a for item in TINY_ARCH for a in ("--set", item)]]
     assert bench.main(argv) == 0

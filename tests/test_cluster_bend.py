@@ -222,7 +222,8 @@ def test_options_are_validated_and_read_from_the_clusterer_block():
     assert clusterer.steps["connect_max_bend"] == 25.0
     assert clusterer.steps["reconnect_after_absorb"] is True
     assert "reconnect_after_absorb=True" in repr(clusterer)
-    cfg = load_config(str(Path(__file__).resolve().parents[1] / "chain_configs" / "predict.yaml"))
+    cfg = load_config(str(Path(__file__).resolve().parents[1] / "chain_configs"
+                          / "predict_all_steps.yaml"))
     block = cfg["model"]["modules"]["spice"]["clusterer"]
     assert block["connect_max_bend"] > 0 and block["reconnect_after_absorb"] is True
 

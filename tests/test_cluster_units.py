@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def shipped_block():
-    """The shipped chain's clusterer block with its thresholds file applied."""
-    cfg = load_config(str(ROOT / "chain_configs" / "predict.yaml"))
+    """The clusterer block with every step on, with its thresholds file applied."""
+    cfg = load_config(str(ROOT / "chain_configs" / "predict_all_steps.yaml"))
     block = dict(cfg["model"]["modules"]["spice"]["clusterer"])
     block.update(load_thresholds(cfg["predict"]["thresholds"]))
     return block
@@ -103,15 +103,16 @@ def test_the_old_voxel_names_are_refused_with_a_number():
     key = "model.modules.spice.clusterer"
     with pytest.raises(ConfigError, match=rf"'{key}.connect_radius' was in voxels; it is "
                                           rf"renamed '{key}.connect_radius_cm', in cm"):
-        load_config("predict", [f"{key}.connect_radius=3.0"])
-    # predict.yaml sets both radii in cm; the old names at null still switch the steps off.
-    cfg = load_config("predict", [f"{key}.connect_radius=null", f"{key}.absorb_radius=null"])
+        load_config("predict_all_steps", [f"{key}.connect_radius=3.0"])
+    # predict_all_steps.yaml sets both radii in cm; the old names at null still switch the
+    # steps off.
+    cfg = load_config("predict_all_steps", [f"{key}.connect_radius=null", f"{key}.absorb_radius=null"])
     block = cfg["model"]["modules"]["spice"]["clusterer"]
     assert "connect_radius" not in block and "absorb_radius" not in block
     assert block["connect_radius_cm"] is None and block["absorb_radius_cm"] is None
     assert not SPICEClusterer(**block).needs_coords
     with pytest.raises(ConfigError, match="bend_window_cm"):
-        load_config("predict", [f"{key}.bend_window_cm=wide"])
+        load_config("predict_all_steps", [f"{key}.bend_window_cm=wide"])
 
 
 def test_the_chain_gives_the_spice_stage_the_batch_pitch():

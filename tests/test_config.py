@@ -145,8 +145,8 @@ def test_get_key():
 
 def test_shipped_configs_are_found_and_valid(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # from any working directory
-    for name in ("spice_train", "spice_paper", "full_chain", "predict", "uresnet_train",
-                 "spice_stage_train"):
+    for name in ("spice_train", "spice_paper", "full_chain", "predict", "predict_all_steps",
+                 "uresnet_train", "spice_stage_train"):
         path = find_config(name)
         assert path.name == f"{name}.yaml"
         load_config(str(path))

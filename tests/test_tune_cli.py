@@ -12,7 +12,7 @@ SETS = ["predict.thresholds=null", f"model.modules.spice.network.uresnet={TINY}"
 
 def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tmp_path, capsys):
     out = tmp_path / "thresholds.yaml"
-    args = ["tune", "-c", "predict", "-i", str(tiny_files[1]), "-o", str(out),
+    args = ["tune", "-c", "predict_all_steps", "-i", str(tiny_files[1]), "-o", str(out),
             "--weights", str(tiny_trained), "--events", "3", "--step", "0.25"]
     for item in SETS:
         args += ["--set", item]
@@ -21,7 +21,8 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     for name in ("HIP", "MIP", "Shower", "Delta", "Michel"):
         assert name in table
     written = yaml.safe_load(out.read_text())
-    # predict.yaml sets connect_radius_cm, so connect_p is tuned too (null: off for a class).
+    # predict_all_steps.yaml sets connect_radius_cm, so connect_p is tuned too (null: off
+    # for a class).
     assert {"s0", "p0", "connect_p"} <= set(written) <= {"s0", "p0", "connect_p", "absorb_p"}
     assert all(v is None or 0.0 <= v <= 1.0 for v in written["connect_p"].values())
     grid = {round(0.25 * k, 2) for k in range(5)}
@@ -29,7 +30,8 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
         assert 0.0 <= value <= 1.0
     assert all(0.0 <= v <= 0.6 for v in written["p0"].values())
     # predict reads it: the clusterer gets exactly these thresholds
-    cfg = load_config("predict", [f"predict.weights={tiny_trained}", f"predict.thresholds={out}",
+    cfg = load_config("predict_all_steps", [f"predict.weights={tiny_trained}",
+                                            f"predict.thresholds={out}",
                                   *SETS[1:]])
     engine = InferenceEngine(cfg)
     clusterer_cfg = engine.chain.stage_cfgs["spice"]["clusterer"]
@@ -37,7 +39,7 @@ def test_tune_cli_writes_thresholds_predict_accepts(tiny_files, tiny_trained, tm
     assert clusterer_cfg["connect_p"] == written["connect_p"]
     assert clusterer_cfg["absorb_p"] == written.get("absorb_p")
     # With true semantics there are no segmentation errors to undo: absorb is off.
-    truth = InferenceEngine(load_config("predict", [
+    truth = InferenceEngine(load_config("predict_all_steps", [
         f"predict.weights={tiny_trained}", f"predict.thresholds={out}", *SETS[1:],
         "model.modules.spice.use_true_semantics=true",
         "model.modules.spice.clusterer.absorb_p=0.2"]))
@@ -56,5 +58,5 @@ def test_thresholds_tuned_with_steps_need_their_clusterer_block(tiny_trained, tm
     # spice_train.yaml has no absorb_radius_cm: a clear error when the chain is built.
     cfg = load_config("spice_train", [f"predict.weights={tiny_trained}",
                                       f"predict.thresholds={path}", *SETS[1:]])
-    with pytest.raises(ConfigError, match="absorb_p needs absorb_radius_cm.*predict.yaml"):
+    with pytest.raises(ConfigError, match="absorb_p needs absorb_radius_cm.*predict_all_steps.yaml"):
         InferenceEngine(cfg)

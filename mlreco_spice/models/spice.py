@@ -89,8 +89,8 @@ class SPICE(nn.Module):
         except (TypeError, ValueError) as err:
             raise ConfigError(
                 f"model.modules.spice.clusterer: {err}. A thresholds file tuned with the "
-                "connectivity or absorb steps (e.g. weights/thresholds.yaml) needs the "
-                "clusterer block of chain_configs/predict.yaml (connect_radius_cm, "
+                "connectivity or absorb steps (e.g. weights/thresholds_all_steps.yaml) needs "
+                "the clusterer block of chain_configs/predict_all_steps.yaml (connect_radius_cm, "
                 "absorb_radius_cm)"
             ) from None
 
