@@ -7,10 +7,14 @@ instance of the class with at least ``--min-voxels`` voxels:
 
 * **unseeded**: its seediness never reaches the class's s0, so it cannot seed a cluster;
 * **split**: under 90 % of its voxels lie in its main predicted cluster;
-* **merged**: its main predicted cluster holds more than 10 % voxels of other true
-  instances of the class; ``merged with an unseeded`` counts those where one of the others
-  is unseeded (the rest are between instances that both reach s0, where one kernel covers
-  the other at p > p0).
+* **merged**: its main predicted cluster holds more than 10 % voxels of other counted true
+  instances of the class; ``merged with an unseeded`` counts those where the instance or
+  one of the others is unseeded (the rest are between instances that both reach s0,
+  where one kernel covers the other at p > p0).
+
+Only the instances the metrics score are counted (id >= 0, at least ``--min-voxels``
+voxels), on either side of a merge. Also printed: quantiles of the instances' highest
+seediness.
 
 Usage::
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -37,24 +41,35 @@ MERGE_FRACTION = 0.1
 
 
 def instance_errors(instances: np.ndarray, labels: np.ndarray, seediness: np.ndarray,
-                    s0: float, min_voxels: int) -> Dict[str, int]:
-    """Counts of one event's true instances (of one class: the arrays hold its voxels only)."""
-    out = {"instances": 0, "unseeded": 0, "split": 0, "merged": 0, "merged_with_unseeded": 0}
+                    s0: float, min_voxels: int) -> Dict[str, Any]:
+    """Counts of one event's true instances (of one class: the arrays hold its voxels only).
+
+    Only instances the metrics score count, on either side of a merge: id >= 0 and at
+    least ``min_voxels`` voxels. Voxels left unclustered (label -1) are no cluster.
+    Also returns ``peaks``: each counted instance's highest seediness.
+    """
+    out: Dict[str, Any] = {"instances": 0, "unseeded": 0, "split": 0, "merged": 0,
+                           "merged_with_unseeded": 0}
     ids, sizes = np.unique(instances, return_counts=True)
-    peak = {i: float(seediness[instances == i].max()) for i in ids}
-    for i, size in zip(ids, sizes):
-        if i < 0 or size < min_voxels:
-            continue
+    counted = {int(i) for i, n in zip(ids, sizes) if i >= 0 and n >= min_voxels}
+    peak = {i: float(seediness[instances == i].max()) for i in counted}
+    scored = np.isin(instances, list(counted))
+    for i in sorted(counted):
         mine = instances == i
         out["instances"] += 1
         out["unseeded"] += peak[i] < s0
         values, counts = np.unique(labels[mine], return_counts=True)
         main = values[counts.argmax()]
-        out["split"] += counts.max() / size < SPLIT_FRACTION
-        others = (labels == main) & ~mine
-        if others.sum() > MERGE_FRACTION * (labels == main).sum():
+        out["split"] += main < 0 or counts.max() / mine.sum() < SPLIT_FRACTION
+        if main < 0:
+            continue
+        in_main = (labels == main) & scored
+        others = in_main & ~mine
+        if others.sum() > MERGE_FRACTION * in_main.sum():
             out["merged"] += 1
-            out["merged_with_unseeded"] += any(peak[o] < s0 for o in np.unique(instances[others]))
+            out["merged_with_unseeded"] += peak[i] < s0 or any(
+                peak[int(o)] < s0 for o in np.unique(instances[others]))
+    out["peaks"] = [peak[i] for i in sorted(counted)]
     return out
 
 
@@ -84,7 +99,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     code = CLASS_NAMES.index(args.cls)
     s0 = float(thresholds["s0"][args.cls])
     totals: Dict[str, int] = {}
-    aris = []
+    aris: List[float] = []
+    peaks: List[float] = []
     for ev in iter_event_outputs(cfg, [args.file], args.events, progress=False):
         semantics = ev["truth_semantic"]
         labels = cluster_event_arrays(ev["embeddings"], ev["margins"], ev["seediness"],
@@ -94,6 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         counts = instance_errors(ev["truth_instance"][mine], labels[mine],
                                  np.asarray(ev["seediness"]).reshape(-1)[mine], s0,
                                  args.min_voxels)
+        peaks += counts.pop("peaks")
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + int(value)
         aris += [row["ari"] for row in evaluate_event(ev["truth_instance"], labels, semantics)
@@ -103,6 +120,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{np.mean(aris):.3f} over {len(aris)} events")
     for key, value in totals.items():
         print(f"  {key:22s} {value:5d}  ({100.0 * value / n:.0f} % of instances)")
+    if peaks:
+        q = np.quantile(peaks, [0.05, 0.1, 0.25, 0.5])
+        print("  highest seediness per instance, quantiles 5 / 10 / 25 / 50 %: "
+              + " / ".join(f"{v:.3f}" for v in q))
     return 0
 
 

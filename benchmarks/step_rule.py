@@ -54,7 +54,12 @@ class Change:
     n: int
 
     def __str__(self) -> str:
-        return "n/a" if self.n == 0 else f"{self.mean:+.4f} ± {self.se:.4f}"
+        if self.n == 0:
+            return "n/a"
+        if self.mean != 0.0 and abs(self.mean) < 5e-5:
+            # Four decimals would print -0.0000 ± 0.0000 for a change the rule still weighs.
+            return f"{self.mean:+.1e} ± {self.se:.1e}"
+        return f"{self.mean:+.4f} ± {self.se:.4f}"
 
 
 def paired_change(with_step: Mapping[int, float], without: Mapping[int, float]) -> Change:

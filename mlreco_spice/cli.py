@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "connect_radius_cm, connect_p is then picked per class (with its connect_max_bend veto); if it "
                                    "sets absorb_radius_cm, absorb_p is picked over whole events (with "
                                    "reconnect_after_absorb as set). Writes a YAML "
-                                   "block for predict.thresholds. With chain_configs/predict_all_steps.yaml "
-                                   "(every step on) and 100 events: about 5 minutes on 2 CPU cores.")
+                                   "block for predict.thresholds. With 200 events on 2 CPU cores: about 2 minutes "
+                                   "(chain_configs/predict.yaml), 3.5 minutes "
+                                   "(chain_configs/predict_all_steps.yaml: every step on).")
     p.add_argument("-c", "--config", default="predict", help="chain config (default: predict)")
     p.add_argument("-i", "--input", nargs="+", required=True, metavar="FILE_OR_GLOB")
     p.add_argument("-o", "--output", required=True, metavar="THRESHOLDS.yaml")

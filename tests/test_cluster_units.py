@@ -14,7 +14,7 @@ from mlreco_spice.inference import load_thresholds
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shipped_block():
+def all_steps_block():
     """The clusterer block with every step on, with its thresholds file applied."""
     cfg = load_config(str(ROOT / "chain_configs" / "predict_all_steps.yaml"))
     block = dict(cfg["model"]["modules"]["spice"]["clusterer"])
@@ -36,7 +36,7 @@ def event_with_errors(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_shipped_cm_values_at_3_mm_give_the_old_voxel_labels(seed):
-    block = shipped_block()
+    block = all_steps_block()
     # The shipped values are the old voxel ones at 3 mm: 3 voxels, window 15 voxels.
     assert (block["connect_radius_cm"], block["absorb_radius_cm"], block["bend_window_cm"]) \
         == (0.9, 0.9, 4.5)

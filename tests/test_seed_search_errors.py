@@ -18,8 +18,24 @@ def test_counts_merges_splits_and_unseeded_instances():
     counts = instance_errors(instances, labels, seediness, s0=0.9, min_voxels=10)
     # 0 and 1 are both merged (their main cluster holds the other's voxels); 1 is the
     # unseeded one, so both merges involve an unseeded instance.
+    peaks = counts.pop("peaks")
     assert counts == {"instances": 3, "unseeded": 1, "split": 1, "merged": 2,
-                      "merged_with_unseeded": 1}
+                      "merged_with_unseeded": 2}
+    assert peaks == [0.95, 0.5, 0.95]
+
+
+def test_uncounted_voxels_neither_merge_nor_count():
+    # Instance 0 (20 voxels) shares its cluster with a 5-voxel unseeded piece and 8 voxels
+    # of no instance (-1): neither is scored, so 0 is not merged. Instance 1 (12 voxels)
+    # is mostly unclustered (-1): split, and no merge is looked for.
+    instances = np.repeat([0, 2, -1, 1], [20, 5, 8, 12])
+    labels = np.concatenate([np.full(33, 4), np.full(10, -1), np.full(2, 5)])
+    seediness = np.concatenate([np.full(20, 0.95), np.full(5, 0.1), np.full(8, 0.1),
+                                np.full(12, 0.95)])
+    counts = instance_errors(instances, labels, seediness, s0=0.9, min_voxels=10)
+    assert counts["instances"] == 2 and counts["unseeded"] == 0
+    assert counts["merged"] == 0 and counts["merged_with_unseeded"] == 0
+    assert counts["split"] == 1
 
 
 def test_a_small_share_of_other_voxels_is_not_a_merge():

@@ -21,6 +21,9 @@ def test_paired_change_uses_the_events_scored_in_both():
     assert change.mean == pytest.approx(0.15)
     assert change.se == pytest.approx(np.std([0.2, 0.1], ddof=1) / math.sqrt(2))
     assert paired_change({}, {0: 1.0}).n == 0 and str(paired_change({}, {})) == "n/a"
+    # A change too small for four decimals is printed as the rule sees it.
+    assert str(Change(-3.6e-5, 7.1e-6, 200)) == "-3.6e-05 ± 7.1e-06"
+    assert str(Change(0.0231, 0.0066, 200)) == "+0.0231 ± 0.0066"
 
 
 @pytest.mark.parametrize("per_class, particle, keep", [
