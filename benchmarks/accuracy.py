@@ -15,6 +15,8 @@ truth: clusters spanning classes count):
 ``full_chain``            uresnet + SPICE on predicted classes (semantic errors count)
 ``full_chain_no_absorb``  the full chain's outputs clustered without the absorb and
                           reconnect steps: what the cross-class steps add or cost
+                          (left out when the config has no absorb step: it would
+                          repeat ``full_chain``)
 ``full_chain_spine_clusterer``  the full chain's outputs clustered by SPINE 1.4.3's
                           ``SPICEClusterer`` (shipped s0/p0, no extra steps; skipped when
                           ``spine`` is not installed): its time per event is reported

@@ -38,10 +38,13 @@ def score_rows(method: str, pred: Any, clusters: np.ndarray, forward_s: float, c
                        **times}
 
 
-def no_absorb_options(cfg: Dict[str, Any]) -> Dict[str, Any]:
+def no_absorb_options(cfg: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Clusterer keywords of ``cfg``'s SPICE stage (thresholds applied, as an
-    InferenceEngine's config has them) with the absorb and reconnect steps off."""
+    InferenceEngine's config has them) with the absorb and reconnect steps off; None when
+    the absorb step is off already (no ``absorb_p``): the rows would repeat the full chain's."""
     block = dict(cfg["model"]["modules"]["spice"]["clusterer"])
+    if block.get("absorb_p") is None:
+        return None
     block.pop("enabled", None)
     return dict(block, absorb_p=None, reconnect_after_absorb=False)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 
@@ -24,7 +24,8 @@ from .errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "save_checkpoint", "list_checkpoints", "latest_checkpoint",
+__all__ = ["CheckpointError", "save_checkpoint", "checkpoint_iteration", "list_checkpoints",
+           "latest_checkpoint",
            "load_checkpoint", "load_state_into", "weights_digest", "export_weights",
            "config_hint"]
 
@@ -63,13 +64,31 @@ def remove_stale_temps(directory: Path) -> List[Path]:
     return stale
 
 
-def save_checkpoint(directory: Path, iteration: int, state: Dict[str, Any], keep: int = 3) -> Path:
-    """Write ``checkpoint-<iteration>.pt`` atomically and prune to the last ``keep``."""
+def checkpoint_iteration(path: Path) -> int:
+    """The iteration in a ``checkpoint-<iteration>.pt`` name."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise CheckpointError(f"{path} is not named checkpoint-<iteration>.pt")
+    return int(match.group(1))
+
+
+def save_checkpoint(directory: Path, iteration: int, state: Dict[str, Any], keep: int = 3,
+                    spare: Optional[Tuple[int, int]] = None) -> Path:
+    """Write ``checkpoint-<iteration>.pt`` atomically and prune to the last ``keep``.
+
+    ``spare = (first, every)``: checkpoints at iterations ``>= first`` that are a
+    multiple of ``every`` are never pruned, nor counted in ``keep``.
+    """
     path = Path(directory) / f"checkpoint-{iteration:07d}.pt"
     payload = {"format": FORMAT, "iteration": int(iteration), **state}
     atomic_write(path, lambda stream: torch.save(payload, stream))
     if keep > 0:
-        for old in list_checkpoints(directory)[:-keep]:
+        prunable = list_checkpoints(directory)
+        if spare is not None:
+            first, every = spare
+            prunable = [p for p in prunable if not (checkpoint_iteration(p) >= first
+                                                    and checkpoint_iteration(p) % every == 0)]
+        for old in prunable[:-keep]:
             old.unlink(missing_ok=True)
     return path
 

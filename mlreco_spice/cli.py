@@ -109,6 +109,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a run already in train.output_dir (its checkpoints and logs are "
                         "removed); without it or --resume such a directory is refused")
 
+    p = sub.add_parser("average", parents=[common],
+                       help="average a run's checkpoints into one weights file (SWA)",
+                       description="Average the weights of a run's checkpoints at iterations FIRST, "
+                                   "FIRST+EVERY, ... LAST (stochastic weight averaging), recompute "
+                                   "the batch-norm statistics over training events with the "
+                                   "averaged weights, and write a weights file that loads "
+                                   "wherever weights do (predict.weights, --weights, export_run.py "
+                                   "--combine). Keep the checkpoints: train.keep_checkpoints prunes "
+                                   "old ones. 200 events of batch-norm statistics: about a minute "
+                                   "on 2 CPU cores.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="directory with checkpoint-<iteration>.pt files")
+    p.add_argument("-o", "--output", required=True, metavar="WEIGHTS.pt", help="file to write")
+    p.add_argument("--first", type=int, required=True, metavar="ITER",
+                   help="first iteration averaged (on the grid of --every)")
+    p.add_argument("--last", type=int, metavar="ITER", help="last iteration averaged "
+                   "(default: the newest checkpoint on the grid)")
+    p.add_argument("--every", type=int, default=400, metavar="N", help="iterations between "
+                   "averaged checkpoints; must be every train.checkpoint_every (default: %(default)s)")
+    p.add_argument("--bn-events", type=int, default=200, metavar="N",
+                   help="training events for the batch-norm statistics (default: %(default)s)")
+    p.add_argument("--bn-files", nargs="+", metavar="FILE",
+                   help="files for the batch-norm statistics (default: the run's training files)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the event draw (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace WEIGHTS.pt if it exists")
+
     p = sub.add_parser("predict", parents=[common],
                        help="run the chain over larcv files and write cluster3d_spice",
                        description="Write one <stem>_spice.h5 per input file with the input products, "

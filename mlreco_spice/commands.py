@@ -74,6 +74,17 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_average(args: argparse.Namespace) -> int:
+    """:func:`mlreco_spice.weight_average.average_run`."""
+    check_output_file(args.output, overwrite=args.overwrite)
+    from .weight_average import average_run
+
+    average_run(args.run_dir, args.output, first=args.first, last=args.last, every=args.every,
+                bn_events=args.bn_events, bn_files=args.bn_files, seed=args.seed,
+                progress=not args.quiet)
+    return 0
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """:func:`mlreco_spice.predict.predict_files`."""
     cfg = load_config(args.config, _run_overrides(args))

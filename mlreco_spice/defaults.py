@@ -210,6 +210,11 @@ DEFAULTS = {
         "checkpoint_minutes": Spec(None, (int, float, type(None)),
                                    doc="also checkpoint every N minutes of wall time"),
         "keep_checkpoints": 3,
+        # Weight averaging (`mlreco-spice average`) reads every checkpoint_every-grid
+        # checkpoint of the run's tail: those are spared by keep_checkpoints' pruning.
+        "keep_grid_from": Spec(None, (int, type(None)),
+                               doc="never prune checkpoints on the checkpoint_every grid at or "
+                                   "after this iteration (weight averaging reads them)"),
         # None: runs/<config name> in the working directory (config.default_output_dir).
         "output_dir": Spec(None, (str, type(None)), path=True,
                            doc="default: runs/<config name> in the working directory"),

@@ -241,6 +241,9 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
     if dist.is_main:
         atomic_write_text(out / "config.yaml", dump_config(cfg))
 
+    spare = None if tcfg["keep_grid_from"] is None else (int(tcfg["keep_grid_from"]),
+                                                          int(tcfg["checkpoint_every"]))
+
     def checkpoint(iteration: int) -> Optional[Path]:
         if not dist.is_main:
             return None
@@ -249,7 +252,7 @@ def train(cfg: Dict[str, Any], resume: bool = False, progress: bool = True,
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "config": cfg, "rng": {"torch": torch.get_rng_state()}, "total_iterations": total,
             "version": __import__("mlreco_spice").__version__,
-        }, keep=int(tcfg["keep_checkpoints"]))
+        }, keep=int(tcfg["keep_checkpoints"]), spare=spare)
 
     minutes = tcfg.get("checkpoint_minutes")
     saved_at = time.monotonic()

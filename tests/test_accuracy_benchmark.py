@@ -235,3 +235,17 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
     for r in failures:
         assert Path(r["png"]).stat().st_size > 1000 and Path(r["html"]).stat().st_size > 1000
         assert Path(r["png"]).parent == out / "failures"
+
+
+def test_no_absorb_rows_only_where_the_chain_has_an_absorb_step(accuracy):
+    from mlreco_spice.config import load_config
+
+    accuracy_methods = sys.modules["accuracy_methods"]  # imported by accuracy
+    shipped = load_config("predict", ["predict.thresholds=null"])
+    assert accuracy_methods.no_absorb_options(shipped) is None  # would repeat full_chain
+    every = load_config("predict_all_steps", ["predict.thresholds=null",
+                                              "model.modules.spice.clusterer.absorb_p=0.2"])
+    options = accuracy_methods.no_absorb_options(every)
+    assert options["absorb_p"] is None and options["reconnect_after_absorb"] is False
+    assert options["connect_radius_cm"] == every["model"]["modules"]["spice"]["clusterer"][
+        "connect_radius_cm"]
