@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the batch-norm statistics over training events with the "
                                    "averaged weights, and write a weights file that loads "
                                    "wherever weights do (predict.weights, --weights, export_run.py "
-                                   "--combine). Keep the checkpoints: train.keep_checkpoints prunes "
-                                   "old ones. 200 events of batch-norm statistics: about a minute "
+                                   "--combine; float32). train.keep_checkpoints prunes old "
+                                   "checkpoints: set train.keep_grid_from to the first iteration to "
+                                   "average before training (and keep train.checkpoint_every "
+                                   "unchanged). 200 events of batch-norm statistics: about a minute "
                                    "on 2 CPU cores.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="directory with checkpoint-<iteration>.pt files")
     p.add_argument("-o", "--output", required=True, metavar="WEIGHTS.pt", help="file to write")
@@ -125,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first iteration averaged (on the grid of --every)")
     p.add_argument("--last", type=int, metavar="ITER", help="last iteration averaged "
                    "(default: the newest checkpoint on the grid)")
-    p.add_argument("--every", type=int, default=400, metavar="N", help="iterations between "
-                   "averaged checkpoints; must be every train.checkpoint_every (default: %(default)s)")
+    p.add_argument("--every", type=int, metavar="N", help="iterations between averaged "
+                   "checkpoints, a multiple of train.checkpoint_every (default: the run's "
+                   "train.checkpoint_every)")
     p.add_argument("--bn-events", type=int, default=200, metavar="N",
                    help="training events for the batch-norm statistics (default: %(default)s)")
     p.add_argument("--bn-files", nargs="+", metavar="FILE",

@@ -143,6 +143,8 @@ def test_accuracy_benchmark_end_to_end(accuracy, tiny_files, tiny_trained, tmp_p
             # The connectivity step in the chain (coords reach the clusterer).
             "-c", "predict_all_steps",
             "--set", "model.modules.spice.clusterer.connect_p={HIP: 0.1, MIP: 0.0}",
+            # An absorb step (the paper thresholds carry none): the no-absorb rows are scored.
+            "--set", "model.modules.spice.clusterer.absorb_p=0.3",
             *[a for item in TINY_ARCH for a in ("--set", item)]]
     assert bench.main(argv) == 0
     printed = capsys.readouterr().out
