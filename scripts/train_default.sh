@@ -10,16 +10,23 @@
 #      schedule continues, Adam's moments restart with a short warm-up);
 #   3. export each stage's latest weights to weights/run/ (float16, with the iteration,
 #      event passes, simulator version and config; weights/run/README.md logs each stretch);
-#   4. when both stages are complete (and FINAL=1): join them into weights/spice_default.pt
-#      and tune the clustering thresholds on the validation set (the shipped clusterer,
+#   4. when both stages are complete (and FINAL=1): average SPICE's checkpoints from
+#      SPICE_AVERAGE_FROM to SPICE_ITERATIONS (mlreco-spice average: stochastic weight
+#      averaging, batch-norm statistics recomputed on 200 training events), join uresnet
+#      and that mean into weights/spice_default.pt and tune the clustering thresholds on
+#      the validation set (the shipped clusterer,
 #      every candidate step on for benchmarks/clusterer_steps.py, and the paper's seed
 #      search alone for the accuracy benchmark).
 # Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
 #
 # Settings (environment): DATA, RUN (run directories; keep RUN outside the work tree for
 # a long run), N_TRAIN, N_VAL, NPROC, URESNET_ITERATIONS, SPICE_ITERATIONS,
-# SPICE_FREEZE (iterations with the seediness branch frozen), FINAL (0: stop after 3),
+# SPICE_FREEZE (iterations with the seediness branch frozen), SPICE_AVERAGE_FROM (first
+# SPICE iteration averaged; its checkpoints every CHECKPOINT_EVERY from there are kept in
+# the run directory, train.keep_grid_from; empty: no averaging, the last checkpoint is
+# joined), FINAL (0: stop after 3),
 # CHECKPOINT_MINUTES (also checkpoint every N minutes of wall time, default 10),
+# CHECKPOINT_EVERY (iterations between checkpoints, default 400; the averaging grid),
 # STAGES (the stages trained by this call, default "uresnet spice"; e.g. STAGES=uresnet
 # trains and exports stage 1 only, and FINAL is then ignored).
 set -euo pipefail
@@ -30,14 +37,16 @@ RUN=${RUN:-runs/default}
 N_TRAIN=${N_TRAIN:-10000}
 N_VAL=${N_VAL:-200}
 NPROC=${NPROC:-2}
-# Iterations of NPROC processes x io.loader.batch_size (1) events: 15,000 and 40,000 event
+# Iterations of NPROC processes x io.loader.batch_size (1) events: 15,000 and 60,000 event
 # passes with the default two processes.
 URESNET_ITERATIONS=${URESNET_ITERATIONS:-7500}
-SPICE_ITERATIONS=${SPICE_ITERATIONS:-20000}
+SPICE_ITERATIONS=${SPICE_ITERATIONS:-30000}
+SPICE_AVERAGE_FROM=${SPICE_AVERAGE_FROM-22000}
 SPICE_FREEZE=${SPICE_FREEZE:-4000}
 FINAL=${FINAL:-1}
 STAGES=${STAGES:-uresnet spice}
 CHECKPOINT_MINUTES=${CHECKPOINT_MINUTES:-10}
+CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-400}
 EXPORT=weights/run
 mkdir -p "$DATA" "$RUN"
 DATA=$(realpath "$DATA")
@@ -65,6 +74,7 @@ stage() {  # stage NAME CONFIG ITERATIONS [--set ...]
   OMP_NUM_THREADS=1 $BIN/torchrun --nproc_per_node "$NPROC" -m mlreco_spice train -c "$config" \
       --set "io.dataset.files=[$DATA/train.h5]" --set "train.output_dir=$dir" \
       --set "train.iterations=$iterations" --set "train.checkpoint_minutes=$CHECKPOINT_MINUTES" \
+      --set "train.checkpoint_every=$CHECKPOINT_EVERY" \
       "$@" "${start[@]}"
   $BIN/python scripts/export_run.py "$dir" --stage "$name" --out "$EXPORT" --world "$NPROC"
 }
@@ -73,14 +83,33 @@ for name in $STAGES; do
   case $name in
     uresnet) stage uresnet chain_configs/uresnet_train.yaml "$URESNET_ITERATIONS" ;;
     spice) stage spice chain_configs/spice_stage_train.yaml "$SPICE_ITERATIONS" \
-               --set "train.freeze_seediness_iterations=$SPICE_FREEZE" ;;
+               --set "train.freeze_seediness_iterations=$SPICE_FREEZE" \
+               --set "train.keep_grid_from=${SPICE_AVERAGE_FROM:-null}" ;;
     *) echo "[train-default] STAGES: unknown stage '$name' (uresnet, spice)" >&2; exit 2 ;;
   esac
 done
 [ "$STAGES" = "uresnet spice" ] || { echo "[train-default] STAGES=$STAGES: stage weights in $EXPORT/, default untouched"; exit 0; }
 [ "$FINAL" = 1 ] || { echo "[train-default] FINAL=$FINAL: stage weights in $EXPORT/, default untouched"; exit 0; }
 
-$BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$EXPORT/spice.pt" \
+# The mean of SPICE's checkpoints from SPICE_AVERAGE_FROM on (they stay in the run
+# directory; a run directory lost mid-run lacks the early ones: then set SPICE_AVERAGE_FROM
+# after the restart). The file is named spice.pt: --combine takes the stage from the stem.
+SPICE_WEIGHTS=$EXPORT/spice.pt
+if [ -n "$SPICE_AVERAGE_FROM" ]; then
+  if ! ls "$RUN/spice"/checkpoint-*.pt >/dev/null 2>&1; then
+    echo "[train-default] $RUN/spice holds no SPICE checkpoint to average (a fresh machine," \
+         "the stage restored from $EXPORT/spice.pt): the average needs the run directory's" \
+         "checkpoints from iteration $SPICE_AVERAGE_FROM on. weights/spice_default.pt is" \
+         "left as it is; SPICE_AVERAGE_FROM= (empty) joins $EXPORT/spice.pt unaveraged." >&2
+    exit 1
+  fi
+  mkdir -p "$RUN/spice_average"
+  SPICE_WEIGHTS=$RUN/spice_average/spice.pt
+  $BIN/mlreco-spice average "$RUN/spice" --first "$SPICE_AVERAGE_FROM" --last "$SPICE_ITERATIONS" \
+      --every "$CHECKPOINT_EVERY" --bn-events 200 --bn-files "$DATA/train.h5" \
+      -o "$SPICE_WEIGHTS" --overwrite -q
+fi
+$BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$SPICE_WEIGHTS" \
     -c chain_configs/predict.yaml -o weights/spice_default.pt
 LABELS="io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
 # The shipped clusterer (predict.yaml: the steps that passed issue 18's keep-step rule),
