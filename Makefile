@@ -19,7 +19,7 @@ train-default: install
 
 # The speed benchmarks of BENCHMARKS.md, with its commands (about 15 min on an idle
 # 2-core machine; train_step.py needs runs/default_data/train.h5 from train-default).
-# The accuracy benchmark takes ~35 min: see BENCHMARKS.md for its command.
+# The accuracy benchmark takes ~10 min on an idle 2-core machine (500 events): see BENCHMARKS.md for its command.
 bench: install
 	$(PY) benchmarks/sim_rate.py --events 30 --runs 5
 	$(PY) benchmarks/io_rate.py

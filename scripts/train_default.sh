@@ -112,7 +112,8 @@ fi
 $BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$SPICE_WEIGHTS" \
     -c chain_configs/predict.yaml -o weights/spice_default.pt
 LABELS="io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
-# The shipped clusterer (predict.yaml: the steps that passed issue 18's keep-step rule),
+# The shipped clusterer (predict.yaml: the paper's seed search and the steps that pass issue 18's
+# keep-step rule; none on the shipped model),
 # then every candidate step on (predict_all_steps.yaml: what benchmarks/clusterer_steps.py
 # judges, with its connect_p and absorb_p).
 for config in predict:thresholds predict_all_steps:thresholds_all_steps; do
