@@ -136,7 +136,12 @@ def _log_stretch(readme: Path, stage: str, before: int, iteration: int, passes: 
 
 def combine(stage_weights: List[str], config: str, output: Path,
             overrides: Optional[List[str]] = None) -> Path:
-    """Join exported stage weights into one chain file with ``config``'s architecture."""
+    """Join exported stage weights into one chain file with ``config``'s architecture.
+
+    Each item is ``PATH`` (the file stem names the stage: ``weights/run/spice.pt``) or
+    ``STAGE=PATH`` (``uresnet=weights/run/uresnet_balance.pt``: a fine-tuning stage's
+    export standing in for the stage it continues).
+    """
     import torch
 
     from mlreco_spice.atomic import atomic_write
@@ -148,8 +153,11 @@ def combine(stage_weights: List[str], config: str, output: Path,
 
     sets = list(overrides or [])
     iterations, simulator = {}, None
-    for path in stage_weights:
-        stage = Path(path).stem
+    for item in stage_weights:
+        stage, _, path = item.rpartition("=")
+        stage = stage or Path(path).stem
+        if stage in iterations:
+            raise UserError(f"--combine: two files for stage {stage}")
         sets.append(f"model.modules.{stage}.weights={Path(path).resolve()}")
         iterations[stage] = int(load_checkpoint(path).get("iteration") or 0)
         record = Path(path).with_suffix(".yaml")
@@ -178,8 +186,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                    "(events per iteration = io.loader.batch_size x world) (default: 1)")
     p.add_argument("--cpu-hours", type=float, metavar="H", help="this stretch's CPU-hours, "
                    "measured (e.g. ps): replaces the log's figure (default: from train_log.csv)")
-    p.add_argument("--combine", nargs="+", metavar="STAGE.pt",
-                   help="join exported stage weights (file stem = stage name) into one file")
+    p.add_argument("--combine", nargs="+", metavar="[STAGE=]STAGE.pt",
+                   help="join exported stage weights into one file (the file stem is the "
+                   "stage name unless STAGE= gives it)")
     p.add_argument("-c", "--config", default="predict", help="chain config for --combine "
                    "(default: %(default)s)")
     p.add_argument("-o", "--output", help="output of --combine")

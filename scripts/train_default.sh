@@ -3,8 +3,11 @@
 # run it again after any stop and it continues where it stopped.
 #   1. simulate the training set (seed 1) and the validation set (seed 2), 512 px, and
 #      refuse files of another simulator version;
-#   2. train uresnet alone (stage 1) and SPICE alone on the true classes (stage 2), each
-#      in its own run directory, two processes (torchrun, gloo, one OpenMP thread each);
+#   2. train uresnet alone (stage 1), fine-tune it with heavier Delta and Michel class
+#      weights (stage uresnet_balance: the rare classes' voxel accuracy against the common
+#      ones', chosen in BENCHMARKS.md "Class weights"), and train SPICE alone on the true
+#      classes (stage 2), each in its own run directory, two processes (torchrun, gloo,
+#      one OpenMP thread each);
 #      a stage resumes from its run directory, or, when that is gone (a fresh machine),
 #      restarts from its committed weights in weights/run/ (train --restart-from: the
 #      schedule continues, Adam's moments restart with a short warm-up);
@@ -12,23 +15,26 @@
 #      event passes, simulator version and config; weights/run/README.md logs each stretch);
 #   4. when both stages are complete (and FINAL=1): average SPICE's checkpoints from
 #      SPICE_AVERAGE_FROM to SPICE_ITERATIONS (mlreco-spice average: stochastic weight
-#      averaging, batch-norm statistics recomputed on 200 training events), join uresnet
-#      and that mean into weights/spice_default.pt and tune the clustering thresholds on
+#      averaging, batch-norm statistics recomputed on 200 training events), join the
+#      fine-tuned uresnet and that mean into weights/spice_default.pt and tune the clustering thresholds on
 #      the validation set (the shipped clusterer,
 #      every candidate step on for benchmarks/clusterer_steps.py, and the paper's seed
 #      search alone for the accuracy benchmark).
 # Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
 #
 # Settings (environment): DATA, RUN (run directories; keep RUN outside the work tree for
-# a long run), N_TRAIN, N_VAL, NPROC, URESNET_ITERATIONS, SPICE_ITERATIONS,
+# a long run), N_TRAIN, N_VAL, NPROC, URESNET_ITERATIONS, BALANCE_ITERATIONS (the
+# fine-tuning's length; it starts from uresnet's last checkpoint at lr 5e-4, cosine to
+# 1e-5, seed 7), BALANCE_WEIGHTS (its class weights), SPICE_ITERATIONS,
 # SPICE_FREEZE (iterations with the seediness branch frozen), SPICE_AVERAGE_FROM (first
 # SPICE iteration averaged; its checkpoints every CHECKPOINT_EVERY from there are kept in
 # the run directory, train.keep_grid_from; empty: no averaging, the last checkpoint is
 # joined), FINAL (0: stop after 3),
 # CHECKPOINT_MINUTES (also checkpoint every N minutes of wall time, default 10),
 # CHECKPOINT_EVERY (iterations between checkpoints, default 400; the averaging grid),
-# STAGES (the stages trained by this call, default "uresnet spice"; e.g. STAGES=uresnet
-# trains and exports stage 1 only, and FINAL is then ignored).
+# STAGES (the stages trained by this call, default "uresnet uresnet_balance spice", in
+# that order; e.g. STAGES=uresnet trains and exports stage 1 only, and FINAL is then
+# ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -40,11 +46,13 @@ NPROC=${NPROC:-2}
 # Iterations of NPROC processes x io.loader.batch_size (1) events: 15,000 and 60,000 event
 # passes with the default two processes.
 URESNET_ITERATIONS=${URESNET_ITERATIONS:-7500}
+BALANCE_ITERATIONS=${BALANCE_ITERATIONS:-1500}
+BALANCE_WEIGHTS=${BALANCE_WEIGHTS:-"{Delta: 15.0, Michel: 25.0}"}
 SPICE_ITERATIONS=${SPICE_ITERATIONS:-30000}
 SPICE_AVERAGE_FROM=${SPICE_AVERAGE_FROM-22000}
 SPICE_FREEZE=${SPICE_FREEZE:-4000}
 FINAL=${FINAL:-1}
-STAGES=${STAGES:-uresnet spice}
+STAGES=${STAGES:-uresnet uresnet_balance spice}
 CHECKPOINT_MINUTES=${CHECKPOINT_MINUTES:-10}
 CHECKPOINT_EVERY=${CHECKPOINT_EVERY:-400}
 EXPORT=weights/run
@@ -82,13 +90,24 @@ stage() {  # stage NAME CONFIG ITERATIONS [--set ...]
 for name in $STAGES; do
   case $name in
     uresnet) stage uresnet chain_configs/uresnet_train.yaml "$URESNET_ITERATIONS" ;;
+    uresnet_balance)
+      # Starts from uresnet's newest checkpoint (its export on a machine without the run
+      # directory); a resumed or restarted fine-tuning loads its own state over it.
+      start=$(ls "$RUN/uresnet"/checkpoint-*.pt 2>/dev/null | sort | tail -n 1 || true)
+      start=${start:-$EXPORT/uresnet.pt}
+      [ -f "$start" ] || { echo "[train-default] uresnet_balance needs the uresnet stage first" \
+                                "($RUN/uresnet or $EXPORT/uresnet.pt)" >&2; exit 1; }
+      stage uresnet_balance chain_configs/uresnet_train.yaml "$BALANCE_ITERATIONS" \
+          --set "model.modules.uresnet.weights=$start" --set train.optimizer.lr=0.0005 \
+          --set "train.lr_schedule={name: cosine, min_lr: 1.0e-5}" --set train.seed=7 \
+          --set "model.modules.uresnet.loss.class_weights=$BALANCE_WEIGHTS" ;;
     spice) stage spice chain_configs/spice_stage_train.yaml "$SPICE_ITERATIONS" \
                --set "train.freeze_seediness_iterations=$SPICE_FREEZE" \
                --set "train.keep_grid_from=${SPICE_AVERAGE_FROM:-null}" ;;
     *) echo "[train-default] STAGES: unknown stage '$name' (uresnet, spice)" >&2; exit 2 ;;
   esac
 done
-[ "$STAGES" = "uresnet spice" ] || { echo "[train-default] STAGES=$STAGES: stage weights in $EXPORT/, default untouched"; exit 0; }
+[ "$STAGES" = "uresnet uresnet_balance spice" ] || { echo "[train-default] STAGES=$STAGES: stage weights in $EXPORT/, default untouched"; exit 0; }
 [ "$FINAL" = 1 ] || { echo "[train-default] FINAL=$FINAL: stage weights in $EXPORT/, default untouched"; exit 0; }
 
 # The mean of SPICE's checkpoints from SPICE_AVERAGE_FROM on (they stay in the run
@@ -109,7 +128,7 @@ if [ -n "$SPICE_AVERAGE_FROM" ]; then
       --every "$CHECKPOINT_EVERY" --bn-events 200 --bn-files "$DATA/train.h5" \
       -o "$SPICE_WEIGHTS" --overwrite -q
 fi
-$BIN/python scripts/export_run.py --combine "$EXPORT/uresnet.pt" "$SPICE_WEIGHTS" \
+$BIN/python scripts/export_run.py --combine "uresnet=$EXPORT/uresnet_balance.pt" "$SPICE_WEIGHTS" \
     -c chain_configs/predict.yaml -o weights/spice_default.pt
 LABELS="io.dataset.schema.clust_label={parser: cluster3d, cluster_product: cluster3d_pcluster, semantics_product: sparse3d_semantics}"
 # The shipped clusterer (predict.yaml: the paper's seed search and the steps that pass issue 18's

@@ -53,3 +53,27 @@ def test_two_stretches_are_exported_and_logged(tiny_files, tmp_path):
                 if line.startswith("| 20")]
     assert [row.rstrip(" |").split(" | ")[2:5] for row in log_rows] == [
         ["0–10", "20", "1.00"], ["10–16", "12", "0.25"]]
+
+
+def test_combine_takes_a_stage_name_before_the_path(tmp_path):
+    """A fine-tuning stage's export (its own file name) joins as the stage it continues."""
+    from export_run import combine
+
+    from mlreco_spice.errors import UserError
+
+    root = Path(__file__).resolve().parent.parent / "weights" / "run"
+    # The stage's weights under another name, with zeroed tensors so that the file used is seen.
+    state = load_checkpoint(root / "uresnet.pt")
+    state["model"] = {k: torch.zeros_like(v) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    renamed = tmp_path / "uresnet_balance.pt"
+    torch.save(state, renamed)
+    out = combine([f"uresnet={renamed}", str(root / "spice.pt")], "predict", tmp_path / "c.pt")
+    model = load_checkpoint(out)["model"]
+    uresnet = [k for k in model if k.startswith("networks.uresnet.") and model[k].is_floating_point()]
+    spice = [k for k in model if k.startswith("networks.spice.") and model[k].is_floating_point()]
+    assert uresnet and spice
+    assert all(not model[k].any() for k in uresnet)
+    assert any(model[k].any() for k in spice)
+    with pytest.raises(UserError, match="two files for stage uresnet"):
+        combine([f"uresnet={renamed}", str(root / "uresnet.pt")], "predict", tmp_path / "d.pt")
