@@ -48,7 +48,7 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
     group.add_argument("-v", "--verbose", action="count", default=default(0),
                        help="more log output (-vv: debug)")
     group.add_argument("-q", "--quiet", action="store_true", default=default(False),
-                       help="warnings and errors only")
+                       help="warnings and errors only, no progress bars")
     group.add_argument("--traceback", action="store_true", default=default(False),
                        help="show Python tracebacks on errors")
     return p

@@ -57,7 +57,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from .sim import simulate_file
 
     simulate_file(args.output, n_events=args.events, seed=args.seed, size=args.size,
-                  voxel_mm=args.voxel_mm, first_event=args.first_event, labels=args.labels)
+                  voxel_mm=args.voxel_mm, first_event=args.first_event, labels=args.labels,
+                  progress=False if args.quiet else None)
     return 0
 
 
@@ -70,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .train import train
 
     train(cfg, resume=args.resume, overwrite=args.overwrite,
-          restart_from=getattr(args, "restart_from", None))
+          restart_from=getattr(args, "restart_from", None), progress=not args.quiet)
     return 0
 
 
@@ -118,7 +119,7 @@ def run_tune(args: argparse.Namespace) -> int:
     from .tune_files import tune_from_files
 
     result = tune_from_files(cfg, args.input, args.output, n_events=args.events, step=args.step,
-                             metric=args.metric)
+                             metric=args.metric, progress=not args.quiet)
     print(format_threshold_table(result))
     return 0
 

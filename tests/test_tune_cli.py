@@ -60,3 +60,17 @@ def test_thresholds_tuned_with_steps_need_their_clusterer_block(tiny_trained, tm
                                       f"predict.thresholds={path}", *SETS[1:]])
     with pytest.raises(ConfigError, match="absorb_p needs absorb_radius_cm.*predict_all_steps.yaml"):
         InferenceEngine(cfg)
+
+
+def test_quiet_tune_draws_no_progress_bar(tiny_files, tiny_trained, tmp_path, capsys):
+    """-q is for batch logs: no tqdm bars on stderr (the table still goes to stdout)."""
+    out = tmp_path / "thresholds.yaml"
+    args = ["tune", "-q", "-i", str(tiny_files[1]), "-o", str(out),
+            "--weights", str(tiny_trained), "--events", "2", "--step", "0.5"]
+    for item in SETS:
+        args += ["--set", item]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "HIP" in captured.out
+    assert "network:" not in captured.err and "tune:" not in captured.err
+    assert out.is_file()
