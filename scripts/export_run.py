@@ -11,13 +11,15 @@ a fresh machine may not have it. Before a session stops, this script writes
 * one row per stretch in ``<out>/README.md``'s log: the iterations, event
   passes and CPU-hours this stretch added (:func:`stretch_cpu_hours`).
 
-It overwrites the same paths each time. ``--combine`` instead joins the two
-stages' exported weights into one chain file (the shipped default's format).
+It overwrites the same paths each time. ``--combine`` instead joins exported stage
+weights into one chain file (the shipped default's format); ``STAGE=PATH`` names the
+stage a file stands for (a fine-tuning's export for the stage it continues).
 
 Usage::
 
     python scripts/export_run.py RUN_DIR --stage spice --out weights/run --world 2
-    python scripts/export_run.py --combine weights/run/uresnet.pt weights/run/spice.pt \\
+    python scripts/export_run.py --combine uresnet=weights/run/uresnet_balance.pt \\
+        weights/run/spice.pt \\
         -c chain_configs/predict.yaml -o weights/spice_default.pt
 """
 from __future__ import annotations
@@ -154,8 +156,9 @@ def combine(stage_weights: List[str], config: str, output: Path,
     sets = list(overrides or [])
     iterations, simulator = {}, None
     for item in stage_weights:
-        stage, _, path = item.rpartition("=")
-        stage = stage or Path(path).stem
+        stage, sep, path = item.partition("=")
+        if not sep or not stage or "/" in stage:  # a path, perhaps with "=" in it
+            stage, path = Path(item).stem, item
         if stage in iterations:
             raise UserError(f"--combine: two files for stage {stage}")
         sets.append(f"model.modules.{stage}.weights={Path(path).resolve()}")
@@ -165,6 +168,16 @@ def combine(stage_weights: List[str], config: str, output: Path,
             # The events the weights learnt from: make demo warns when they differ.
             simulator = (yaml.safe_load(record.read_text()) or {}).get("simulator") or simulator
     cfg = load_config(config, sets)
+    # A stage the config does not run would be ignored, and the chain would ship that
+    # stage's random initial weights (e.g. uresnet_balance.pt given without "uresnet=").
+    stages = list(cfg["model"]["stages"])
+    unknown = sorted(set(iterations) - set(stages))
+    missing = [s for s in stages if s not in iterations]
+    if unknown or missing:
+        raise UserError(f"--combine: {config} runs the stages {stages}; "
+                        + (f"no such stage {unknown} (name it: STAGE=PATH)" if unknown else "")
+                        + ("; " if unknown and missing else "")
+                        + (f"no file for {missing}" if missing else ""))
     chain = Chain(cfg["model"])   # loads each stage's weights, naming any mismatch
     model = {k: (v.half() if v.is_floating_point() else v) for k, v in chain.state_dict().items()}
     payload = {"model": model, "config": cfg, "iteration": max(iterations.values()),
@@ -179,7 +192,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("run_dir", nargs="?", help="the stage's run directory (train.output_dir)")
-    p.add_argument("--stage", help="stage name (uresnet or spice): the exported file's name")
+    p.add_argument("--stage", help="stage name (uresnet, uresnet_balance or spice): the "
+                   "exported file's name")
     p.add_argument("--out", default=str(ROOT / "weights/run"), help="where to export "
                    "(default: %(default)s)")
     p.add_argument("--world", type=int, default=1, help="processes the run trains with "

@@ -5,7 +5,7 @@
 #      refuse files of another simulator version;
 #   2. train uresnet alone (stage 1), fine-tune it with heavier Delta and Michel class
 #      weights (stage uresnet_balance: the rare classes' voxel accuracy against the common
-#      ones', chosen in BENCHMARKS.md "Class weights"), and train SPICE alone on the true
+#      ones', chosen in BENCHMARKS.md, "Class weights"), and train SPICE alone on the true
 #      classes (stage 2), each in its own run directory, two processes (torchrun, gloo,
 #      one OpenMP thread each);
 #      a stage resumes from its run directory, or, when that is gone (a fresh machine),
@@ -13,14 +13,15 @@
 #      schedule continues, Adam's moments restart with a short warm-up);
 #   3. export each stage's latest weights to weights/run/ (float16, with the iteration,
 #      event passes, simulator version and config; weights/run/README.md logs each stretch);
-#   4. when both stages are complete (and FINAL=1): average SPICE's checkpoints from
+#   4. when all three stages are complete (and FINAL=1): average SPICE's checkpoints from
 #      SPICE_AVERAGE_FROM to SPICE_ITERATIONS (mlreco-spice average: stochastic weight
 #      averaging, batch-norm statistics recomputed on 200 training events), join the
 #      fine-tuned uresnet and that mean into weights/spice_default.pt and tune the clustering thresholds on
 #      the validation set (the shipped clusterer,
 #      every candidate step on for benchmarks/clusterer_steps.py, and the paper's seed
 #      search alone for the accuracy benchmark).
-# Seeds 3 (accuracy benchmark test set) and 20201231 (make demo) are never used here.
+# Seeds 3 (accuracy benchmark test set), 4 (the selection events that chose the class
+# weights) and 20201231 (make demo) are never used here.
 #
 # Settings (environment): DATA, RUN (run directories; keep RUN outside the work tree for
 # a long run), N_TRAIN, N_VAL, NPROC, URESNET_ITERATIONS, BALANCE_ITERATIONS (the
@@ -43,8 +44,8 @@ RUN=${RUN:-runs/default}
 N_TRAIN=${N_TRAIN:-10000}
 N_VAL=${N_VAL:-200}
 NPROC=${NPROC:-2}
-# Iterations of NPROC processes x io.loader.batch_size (1) events: 15,000 and 60,000 event
-# passes with the default two processes.
+# Iterations of NPROC processes x io.loader.batch_size (1) events: 15,000 (uresnet), 3,000
+# (its fine-tuning) and 60,000 (SPICE) event passes with the default two processes.
 URESNET_ITERATIONS=${URESNET_ITERATIONS:-7500}
 BALANCE_ITERATIONS=${BALANCE_ITERATIONS:-1500}
 BALANCE_WEIGHTS=${BALANCE_WEIGHTS:-"{Delta: 15.0, Michel: 25.0}"}
@@ -91,12 +92,26 @@ for name in $STAGES; do
   case $name in
     uresnet) stage uresnet chain_configs/uresnet_train.yaml "$URESNET_ITERATIONS" ;;
     uresnet_balance)
-      # Starts from uresnet's newest checkpoint (its export on a machine without the run
-      # directory); a resumed or restarted fine-tuning loads its own state over it.
+      # Starts from the finished uresnet stage: its last checkpoint, or, on a machine
+      # without the run directory, its float16 export (then not bit for bit the shipped
+      # start, which was checkpoint 7,500 in float32); a resumed or restarted fine-tuning
+      # loads its own state over it.
       start=$(ls "$RUN/uresnet"/checkpoint-*.pt 2>/dev/null | sort | tail -n 1 || true)
       start=${start:-$EXPORT/uresnet.pt}
       [ -f "$start" ] || { echo "[train-default] uresnet_balance needs the uresnet stage first" \
                                 "($RUN/uresnet or $EXPORT/uresnet.pt)" >&2; exit 1; }
+      done_at=$($BIN/python -c 'import sys, torch; print(int(torch.load(sys.argv[1], map_location="cpu", weights_only=False).get("iteration") or 0))' "$start")
+      [ "$done_at" = "$URESNET_ITERATIONS" ] || { echo "[train-default] uresnet_balance: $start is" \
+          "uresnet at iteration $done_at, not the finished stage ($URESNET_ITERATIONS): train uresnet first" >&2; exit 1; }
+      # A committed fine-tuning of another uresnet (weights/run/uresnet.* deleted to retrain
+      # the stage, uresnet_balance.* kept) would be restarted as if it were this one's.
+      if [ -f "$EXPORT/uresnet_balance.yaml" ] && [ "$start" != "$EXPORT/uresnet.pt" ] \
+          && ! ls "$RUN/uresnet_balance"/checkpoint-*.pt >/dev/null 2>&1; then
+        tuned=$($BIN/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["config"]["model"]["modules"]["uresnet"]["weights"])' "$EXPORT/uresnet_balance.yaml")
+        [ "$(realpath -m "$tuned")" = "$(realpath -m "$start")" ] || { echo "[train-default]" \
+            "$EXPORT/uresnet_balance.pt fine-tuned $tuned, not $start: delete" \
+            "$EXPORT/uresnet_balance.* to fine-tune this uresnet" >&2; exit 1; }
+      fi
       stage uresnet_balance chain_configs/uresnet_train.yaml "$BALANCE_ITERATIONS" \
           --set "model.modules.uresnet.weights=$start" --set train.optimizer.lr=0.0005 \
           --set "train.lr_schedule={name: cosine, min_lr: 1.0e-5}" --set train.seed=7 \
@@ -104,7 +119,7 @@ for name in $STAGES; do
     spice) stage spice chain_configs/spice_stage_train.yaml "$SPICE_ITERATIONS" \
                --set "train.freeze_seediness_iterations=$SPICE_FREEZE" \
                --set "train.keep_grid_from=${SPICE_AVERAGE_FROM:-null}" ;;
-    *) echo "[train-default] STAGES: unknown stage '$name' (uresnet, spice)" >&2; exit 2 ;;
+    *) echo "[train-default] STAGES: unknown stage '$name' (uresnet, uresnet_balance, spice)" >&2; exit 2 ;;
   esac
 done
 [ "$STAGES" = "uresnet uresnet_balance spice" ] || { echo "[train-default] STAGES=$STAGES: stage weights in $EXPORT/, default untouched"; exit 0; }

@@ -77,3 +77,8 @@ def test_combine_takes_a_stage_name_before_the_path(tmp_path):
     assert any(model[k].any() for k in spice)
     with pytest.raises(UserError, match="two files for stage uresnet"):
         combine([f"uresnet={renamed}", str(root / "uresnet.pt")], "predict", tmp_path / "d.pt")
+    # Without "uresnet=" the file's stem names a stage the chain does not run: refused, not
+    # joined with a randomly initialised uresnet.
+    with pytest.raises(UserError, match=r"no such stage \['uresnet_balance'\].*no file for \['uresnet'\]"):
+        combine([str(renamed), str(root / "spice.pt")], "predict", tmp_path / "e.pt")
+    assert not (tmp_path / "e.pt").exists()
