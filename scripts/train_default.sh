@@ -100,7 +100,7 @@ for name in $STAGES; do
       start=${start:-$EXPORT/uresnet.pt}
       [ -f "$start" ] || { echo "[train-default] uresnet_balance needs the uresnet stage first" \
                                 "($RUN/uresnet or $EXPORT/uresnet.pt)" >&2; exit 1; }
-      done_at=$($BIN/python -c 'import sys, torch; print(int(torch.load(sys.argv[1], map_location="cpu", weights_only=False).get("iteration") or 0))' "$start")
+      done_at=$($BIN/python -c 'import sys; from mlreco_spice.checkpoint import load_checkpoint; print(int(load_checkpoint(sys.argv[1]).get("iteration") or 0))' "$start")
       [ "$done_at" = "$URESNET_ITERATIONS" ] || { echo "[train-default] uresnet_balance: $start is" \
           "uresnet at iteration $done_at, not the finished stage ($URESNET_ITERATIONS): train uresnet first" >&2; exit 1; }
       # A committed fine-tuning of another uresnet (weights/run/uresnet.* deleted to retrain
