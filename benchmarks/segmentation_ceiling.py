@@ -37,10 +37,13 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_report import write_csv  # noqa: E402
 from stage_curve import main_piece  # noqa: E402
 
+from mlreco_spice.atomic import atomic_write_text  # noqa: E402
 from mlreco_spice.columns import (CLASS_NAMES, NUM_CLASSES, PARSER_COORD_COLS,  # noqa: E402
                                   PARSER_INSTANCE_COL, PARSER_SEMANTIC_COL, class_indices)
+from mlreco_spice.errors import UserError  # noqa: E402
 
 log = logging.getLogger("segmentation_ceiling")
 
@@ -177,7 +180,6 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
     files = [str(Path(f).resolve()) for f in args.file]
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
-        from mlreco_spice.errors import UserError
         raise UserError(f"file(s) not found: {', '.join(missing)}")
     cfg = load_config(ROOT / "chain_configs/spice_stage_train.yaml")
     per_event, distances, dot_classes = [], [], []
@@ -190,27 +192,20 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
         distances.append(result["distances"])
         dot_classes.append(result["dot_class"])
     if not per_event:
-        from mlreco_spice.errors import UserError
         raise UserError(f"no readable event in {', '.join(files)}")
     rows = summarize(np.stack(per_event), distances, dot_classes, args.em, args.bootstrap)
     table = markdown(rows, len(per_event), files)
     print(table)
     if args.out:
-        from mlreco_spice.atomic import atomic_write_text
-
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        keys = list(rows[0])
-        atomic_write_text(out / "ceiling.csv", ",".join(keys) + "\n" + "".join(
-            ",".join(str(r[k]) for k in keys) + "\n" for r in rows))
+        write_csv(out / "ceiling.csv", list(rows[0]), rows)
         atomic_write_text(out / "ceiling.md", table)
     return rows
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from mlreco_spice.errors import UserError
-
     try:
         run(parse_args(argv))
     except UserError as err:
