@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EM_CLASSES = ("Shower", "Delta", "Michel")
 #: Per-event counts kept per class (columns of :func:`event_counts`' array).
 COUNTS = ("voxels", "detached", "rule_correct", "own_particle")
+VOXELS, DETACHED, RULE_CORRECT, OWN_PARTICLE = range(len(COUNTS))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -96,16 +97,16 @@ def event_counts(coords: np.ndarray, instance: np.ndarray, semantic: np.ndarray,
     dots = np.flatnonzero(is_em & ~main)
     anchors = np.flatnonzero(is_em & main)
     counts = np.zeros((NUM_CLASSES, len(COUNTS)), dtype=np.int64)
-    np.add.at(counts[:, 0], semantic[scored], 1)
-    np.add.at(counts[:, 1], semantic[scored & ~main], 1)
+    np.add.at(counts[:, VOXELS], semantic[scored], 1)
+    np.add.at(counts[:, DETACHED], semantic[scored & ~main], 1)
     distances = np.zeros(0)
     if len(dots) and len(anchors):
         cm = np.asarray(coords, dtype=np.float64) * np.asarray(voxel_cm, dtype=np.float64)
         distances, nearest = cKDTree(cm[anchors]).query(cm[dots])
         nearest = anchors[nearest]
-        np.add.at(counts[:, 2], semantic[dots], semantic[nearest] == semantic[dots])
+        np.add.at(counts[:, RULE_CORRECT], semantic[dots], semantic[nearest] == semantic[dots])
         own = (instance[nearest] == instance[dots]) & (instance[dots] >= 0)
-        np.add.at(counts[:, 3], semantic[dots], own)
+        np.add.at(counts[:, OWN_PARTICLE], semantic[dots], own)
     # An event without an electromagnetic main piece leaves its dots unlabelled (wrong).
     return {"counts": counts, "distances": distances,
             "dot_class": semantic[dots] if len(distances) else np.zeros(0, dtype=np.int64)}
@@ -114,7 +115,7 @@ def event_counts(coords: np.ndarray, instance: np.ndarray, semantic: np.ndarray,
 def implied_accuracy(counts: np.ndarray) -> np.ndarray:
     """Per class: (voxels - detached + rule_correct) / voxels of summed event counts
     (meaningful for the ruled classes; the others are taken as perfect)."""
-    voxels, detached, correct = counts[..., 0], counts[..., 1], counts[..., 2]
+    voxels, detached, correct = (counts[..., i] for i in (VOXELS, DETACHED, RULE_CORRECT))
     with np.errstate(invalid="ignore", divide="ignore"):
         return (voxels - detached + correct) / voxels
 
@@ -131,7 +132,8 @@ def summarize(per_event: np.ndarray, distances: List[np.ndarray], dot_classes: L
     all_c = np.concatenate(dot_classes) if dot_classes else np.zeros(0, dtype=np.int64)
     rows = []
     for c, name in enumerate(CLASS_NAMES):
-        voxels, detached, correct, own = (int(v) for v in total[c])
+        voxels, detached, correct, own = (int(total[c, i]) for i in
+                                          (VOXELS, DETACHED, RULE_CORRECT, OWN_PARTICLE))
         ruled = c in em
         d = all_d[all_c == c]
         rows.append({
