@@ -2,7 +2,7 @@
 
 Issue 18 asks for segmentation accuracy >= 0.90 in every class. A Delta or
 Michel electron, like a shower, leaves part of its energy as dots detached
-from its main touching piece (:func:`stage_curve.main_piece`). A dot carries
+from its main touching piece (:func:`mlreco_spice.pieces.main_piece`). A dot carries
 no class of its own: the network can only judge it by what lies around it.
 This benchmark measures, on the truth alone (no network), what the most
 natural such judgement gives:
@@ -32,13 +32,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import write_csv  # noqa: E402
-from stage_curve import main_piece  # noqa: E402
+from mlreco_spice.pieces import main_piece  # noqa: E402
 
 from mlreco_spice.atomic import atomic_write_text  # noqa: E402
 from mlreco_spice.columns import (CLASS_NAMES, NUM_CLASSES, PARSER_COORD_COLS,  # noqa: E402
@@ -76,6 +76,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def split_dots(coords: np.ndarray, instance: np.ndarray, semantic: np.ndarray,
+               em: Iterable[int]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The scored voxels (mask), the main pieces (mask), and the indices of the dots (ruled
+    classes outside a main piece) and of the anchors (ruled classes inside one)."""
+    semantic = np.asarray(semantic, dtype=np.int64)
+    instance = np.asarray(instance, dtype=np.int64)
+    scored = (semantic >= 0) & (semantic < NUM_CLASSES)
+    main = main_piece(coords, np.where(scored & (instance >= 0), instance, -1))
+    is_em = np.isin(semantic, list(em))
+    return scored, main, np.flatnonzero(is_em & ~main), np.flatnonzero(is_em & main)
+
+
 def event_counts(coords: np.ndarray, instance: np.ndarray, semantic: np.ndarray,
                  voxel_cm: Sequence[float], em: Iterable[int]) -> Dict[str, Any]:
     """One event's counts per class (rows: classes; columns: :data:`COUNTS`) and the
@@ -91,11 +103,7 @@ def event_counts(coords: np.ndarray, instance: np.ndarray, semantic: np.ndarray,
 
     semantic = np.asarray(semantic, dtype=np.int64)
     instance = np.asarray(instance, dtype=np.int64)
-    scored = (semantic >= 0) & (semantic < NUM_CLASSES)
-    main = main_piece(coords, np.where(scored & (instance >= 0), instance, -1))
-    is_em = np.isin(semantic, list(em))
-    dots = np.flatnonzero(is_em & ~main)
-    anchors = np.flatnonzero(is_em & main)
+    scored, main, dots, anchors = split_dots(coords, instance, semantic, em)
     counts = np.zeros((NUM_CLASSES, len(COUNTS)), dtype=np.int64)
     np.add.at(counts[:, VOXELS], semantic[scored], 1)
     np.add.at(counts[:, DETACHED], semantic[scored & ~main], 1)
@@ -196,24 +204,35 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
     if not per_event:
         raise UserError(f"no readable event in {', '.join(files)}")
     rows = summarize(np.stack(per_event), distances, dot_classes, args.em, args.bootstrap)
-    table = markdown(rows, len(per_event), files)
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_csv(out / "ceiling.csv", list(rows[0]), rows)
-        atomic_write_text(out / "ceiling.md", table)
+    publish(rows, markdown(rows, len(per_event), files), args.out, "ceiling")
     return rows
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def publish(rows: Sequence[Dict[str, Any]], table: str, out: Optional[str], stem: str) -> None:
+    """Print the table; with ``out``, write ``<stem>.csv`` and ``<stem>.md`` there atomically."""
+    print(table)
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_csv(folder / f"{stem}.csv", list(rows[0]), rows)
+        atomic_write_text(folder / f"{stem}.md", table)
+
+
+def cli(run_args: Callable[[argparse.Namespace], Any],
+        parse: Callable[[Optional[Sequence[str]]], argparse.Namespace],
+        argv: Optional[Sequence[str]], logger: logging.Logger) -> int:
+    """A benchmark's ``main``: parse, run, and a user error logged as one line (exit 2)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(parse_args(argv))
+        run_args(parse(argv))
     except UserError as err:
-        log.error("%s", err)
+        logger.error("%s", err)
         return 2
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return cli(run, parse_args, argv, log)
 
 
 if __name__ == "__main__":

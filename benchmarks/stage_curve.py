@@ -42,6 +42,7 @@ import numpy as np
 from mlreco_spice.atomic import atomic_write_text
 from mlreco_spice.columns import CLASS_NAMES, NUM_CLASSES
 from mlreco_spice.errors import UserError
+from mlreco_spice.pieces import main_piece
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy_report import ORACLE, PAPER_SEEDS, summarize_methods, write_csv  # noqa: E402
@@ -166,32 +167,6 @@ def score_spice(args: argparse.Namespace, weights: Path, iteration: int,
     return {SPICE_METHODS[m]: {c: s.get(c, {}).get("ari", float("nan"))
                                for c in CLASS_NAMES + ("all",)}
             for m, s in summaries.items()}, result["n_events"]
-
-
-#: Voxels closer than this (voxel units) touch: the 26 neighbours of a voxel.
-TOUCH = 1.75
-
-
-def main_piece(coords: np.ndarray, instance: np.ndarray) -> np.ndarray:
-    """True on the voxels of each true instance's largest touching piece; False on its
-    detached pieces (a shower's or electron's separated dots) and on unassigned voxels."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    n = len(instance)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    pairs = cKDTree(np.asarray(coords, dtype=np.float64)).query_pairs(TOUCH, output_type="ndarray")
-    pairs = pairs[instance[pairs[:, 0]] == instance[pairs[:, 1]]]
-    piece = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
-                                            shape=(n, n)), directed=False)[1]
-    main = np.zeros(n, dtype=bool)
-    for inst in np.unique(instance[instance >= 0]):
-        members = np.flatnonzero(instance == inst)
-        sizes = np.bincount(piece[members])
-        main[members[piece[members] == sizes.argmax()]] = True
-    return main
 
 
 def _accuracy(confusion: np.ndarray) -> Dict[str, float]:

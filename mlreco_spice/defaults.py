@@ -77,6 +77,10 @@ STAGE_DEFAULTS = {
         "loss": {
             "class_weights": Spec(None, (list, dict, type(None)),
                                   doc="per-class cross-entropy weights"),
+            "detached_weight": Spec(1.0, (int, float),
+                                    doc="cross-entropy weight of voxels outside their true "
+                                        "instance's largest touching piece (needs clust_label "
+                                        "in loss_input unless 1)"),
         },
     },
     "spice": {

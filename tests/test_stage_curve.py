@@ -4,7 +4,6 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -130,15 +129,3 @@ def test_a_short_test_file_is_scored_once_and_its_table_keeps_to_its_events(
     assert stage_curve.main(argv[:5] + ["--events", "2"] + argv[7:]) == 0
     assert {r["events"] for r in _rows(out / "curve_uresnet.csv")} == {"10", "2"}
     assert "(voxel accuracy per true class; 2 test events" in (out / "curve_uresnet.md").read_text()
-
-
-def test_main_piece_is_each_instances_largest_touching_piece():
-    coords = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2],      # instance 0: a piece of 3 ...
-                       [9, 9, 9],                            # ... and a detached dot
-                       [3, 3, 3], [4, 4, 4],                 # instance 1 touches 0: own piece
-                       [20, 0, 0], [22, 0, 0],               # instance 2: two single dots
-                       [5, 5, 5]])                           # unassigned
-    instance = np.array([0, 0, 0, 0, 1, 1, 2, 2, -1])
-    main = stage_curve.main_piece(coords, instance)
-    assert main.tolist() == [True, True, True, False, True, True, True, False, False]
-    assert stage_curve.main_piece(np.zeros((0, 3)), np.zeros(0, int)).size == 0

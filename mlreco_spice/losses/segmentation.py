@@ -1,20 +1,39 @@
-"""Semantic segmentation loss: cross entropy, optionally class weighted."""
+"""Semantic segmentation loss: cross entropy, optionally class weighted and with the
+detached voxels (:mod:`mlreco_spice.pieces`) weighed apart."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..columns import CLASS_NAMES, NUM_CLASSES, SEG_LABEL_COL, UNLABELED, per_class
+from ..columns import (BATCH_COL, CLASS_NAMES, COORD_COLS, INSTANCE_COL, NUM_CLASSES,
+                       SEG_LABEL_COL, UNLABELED, per_class)
+from ..pieces import main_piece
 from .stage_config import stage_block
 
-__all__ = ["SegmentationLoss", "segmentation_loss_terms"]
+__all__ = ["SegmentationLoss", "segmentation_loss_terms", "detached_voxels"]
+
+
+def detached_voxels(clust_label: torch.Tensor) -> torch.Tensor:
+    """Per row of a batch's ``clust_label`` ``[batch, x, y, z, instance, class, ...]``: True
+    where an assigned voxel lies outside its instance's main piece (per batch entry)."""
+    label = clust_label.detach().cpu().numpy()
+    detached = np.zeros(len(label), dtype=bool)
+    batch = label[:, BATCH_COL].astype(np.int64)
+    for entry in np.unique(batch):
+        rows = np.flatnonzero(batch == entry)
+        instance = label[rows, INSTANCE_COL].astype(np.int64)
+        detached[rows] = (instance >= 0) & ~main_piece(label[rows][:, list(COORD_COLS)], instance)
+    return torch.from_numpy(detached).to(clust_label.device)
 
 
 def segmentation_loss_terms(logits: torch.Tensor, labels: torch.Tensor,
-                            class_weights: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                            class_weights: Optional[torch.Tensor] = None,
+                            voxel_weights: Optional[torch.Tensor] = None
+                            ) -> Dict[str, torch.Tensor]:
     """Cross entropy and accuracies of per-voxel class scores.
 
     Parameters
@@ -26,6 +45,9 @@ def segmentation_loss_terms(logits: torch.Tensor, labels: torch.Tensor,
     class_weights : torch.Tensor, optional
         (C,) weights of the cross entropy (mean is weight-normalised, as in
         :func:`torch.nn.functional.cross_entropy`).
+    voxel_weights : torch.Tensor, optional
+        (N,) further weight per voxel, multiplying its class weight; the mean is
+        normalised by the product of both.
 
     Returns
     -------
@@ -41,7 +63,13 @@ def segmentation_loss_terms(logits: torch.Tensor, labels: torch.Tensor,
         nan = torch.full((), float("nan"), device=logits.device)
         return {"loss": logits.sum() * 0.0, "accuracy": nan}
     weight = class_weights.to(logits.device, logits.dtype) if class_weights is not None else None
-    loss = F.cross_entropy(logits[labelled], labels[labelled], weight=weight)
+    if voxel_weights is None:
+        loss = F.cross_entropy(logits[labelled], labels[labelled], weight=weight)
+    else:
+        per_voxel = voxel_weights.reshape(-1).to(logits.device, logits.dtype)[labelled]
+        ce = F.cross_entropy(logits[labelled], labels[labelled], weight=weight, reduction="none")
+        norm = per_voxel * (weight[labels[labelled]] if weight is not None else 1.0)
+        loss = (ce * per_voxel).sum() / norm.sum().clamp_min(1e-12)
     with torch.no_grad():
         correct = logits[labelled].argmax(1) == labels[labelled]
         out = {"loss": loss, "accuracy": correct.float().mean()}
@@ -58,7 +86,10 @@ class SegmentationLoss(nn.Module):
     ----------
     stage_cfg : dict, optional
         The ``model.modules.uresnet`` block; reads ``loss.class_weights``
-        (a list of five values or a mapping by class name, missing -> 1).
+        (a list of five values or a mapping by class name, missing -> 1) and
+        ``loss.detached_weight`` (the cross-entropy weight of voxels outside their true
+        instance's largest touching piece, multiplying the class weight; 1: none, and
+        then the stage needs no ``clust_label``).
     """
 
     def __init__(self, stage_cfg: Optional[Dict[str, Any]] = None):
@@ -73,15 +104,33 @@ class SegmentationLoss(nn.Module):
             self.register_buffer("class_weights",
                                  torch.tensor(per_class(weights, 1.0), dtype=torch.float32),
                                  persistent=False)
+        self.detached_weight = float(block["loss"].get("detached_weight", 1.0))
+        if not self.detached_weight > 0:
+            raise ValueError(f"loss.detached_weight must be > 0, got {self.detached_weight}")
         num_classes = int(block["network"]["num_classes"])
         if num_classes != NUM_CLASSES and weights is not None:
             raise ValueError(f"class_weights are given per class name ({NUM_CLASSES}) but the "
                              f"network has {num_classes} classes")
 
-    def forward(self, outputs: Dict[str, torch.Tensor], seg_label: torch.Tensor) -> Dict[str, Any]:
-        """``outputs["logits"]`` (N, C) against ``seg_label`` (N, 5) ``[batch, x, y, z, class]``."""
+    def forward(self, outputs: Dict[str, torch.Tensor], seg_label: torch.Tensor,
+                clust_label: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+        """``outputs["logits"]`` (N, C) against ``seg_label`` (N, 5) ``[batch, x, y, z, class]``;
+        ``clust_label`` (same voxels, same order) only with ``loss.detached_weight``."""
         if seg_label.dim() != 2 or seg_label.shape[1] <= SEG_LABEL_COL:
             raise ValueError(f"segmentation labels must be (N, >{SEG_LABEL_COL}) "
                              f"[batch, x, y, z, class], got {tuple(seg_label.shape)}")
+        voxel_weights = None
+        if self.detached_weight != 1.0:
+            if clust_label is None:
+                raise ValueError("loss.detached_weight needs the true instances: add a "
+                                 "clust_label (cluster3d) parser to io.dataset.schema and "
+                                 "clust_label: clust_label to the stage's loss_input")
+            coords = list(COORD_COLS)
+            if clust_label.shape[0] != seg_label.shape[0] or not torch.equal(
+                    clust_label[:, [BATCH_COL] + coords].to(seg_label.dtype),
+                    seg_label[:, [BATCH_COL] + coords]):
+                raise ValueError("clust_label and seg_label do not list the same voxels in the "
+                                 "same order: the detached weight cannot be placed")
+            voxel_weights = torch.where(detached_voxels(clust_label), self.detached_weight, 1.0)
         return segmentation_loss_terms(outputs["logits"], seg_label[:, SEG_LABEL_COL],
-                                       self.class_weights)
+                                       self.class_weights, voxel_weights)

@@ -1,0 +1,69 @@
+"""Main pieces and detached voxels (mlreco_spice.pieces), and the segmentation loss's
+weight on the detached voxels (loss.detached_weight)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mlreco_spice.losses import SegmentationLoss
+from mlreco_spice.losses.segmentation import detached_voxels
+from mlreco_spice.pieces import main_piece
+
+
+def test_main_piece_is_each_instances_largest_touching_piece():
+    coords = np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2],      # instance 0: a piece of 3 ...
+                       [9, 9, 9],                            # ... and a detached dot
+                       [3, 3, 3], [4, 4, 4],                 # instance 1 touches 0: own piece
+                       [20, 0, 0], [22, 0, 0],               # instance 2: two single dots
+                       [5, 5, 5]])                           # unassigned
+    instance = np.array([0, 0, 0, 0, 1, 1, 2, 2, -1])
+    main = main_piece(coords, instance)
+    assert main.tolist() == [True, True, True, False, True, True, True, False, False]
+    assert main_piece(np.zeros((0, 3)), np.zeros(0, int)).size == 0
+
+
+def _clust_label():
+    """Two batch entries at the same coordinates: in entry 0 voxel (5,0,0) is instance 0's
+    detached dot; in entry 1 it is a piece of its own instance. Columns
+    [batch, x, y, z, instance, class]."""
+    rows = []
+    for batch, dot_instance in ((0, 0), (1, 1)):
+        rows += [(batch, x, 0, 0, 0, 2) for x in range(3)] + [(batch, 5, 0, 0, dot_instance, 2)]
+        rows += [(batch, 9, 9, 9, -1, 1)]
+    return torch.tensor(rows, dtype=torch.float64)
+
+
+def test_detached_voxels_per_batch_entry():
+    assert detached_voxels(_clust_label()).tolist() == [False] * 3 + [True, False] + [False] * 5
+
+
+def test_detached_weight_counts_a_detached_voxel_as_copies():
+    clust = _clust_label()
+    seg = clust[:, :5].clone()
+    seg[:, 4] = clust[:, 5]
+    logits = torch.randn(len(seg), 5, generator=torch.Generator().manual_seed(0))
+    weights = [1.0, 2.0, 0.5, 1.0, 1.0]
+    loss = SegmentationLoss({"loss": {"class_weights": weights, "detached_weight": 3.0},
+                             "loss_input": {}})
+    got = loss({"logits": logits}, seg, clust)["loss"]
+    # A weight of 3 on row 3 is the plain class-weighted mean with row 3 three times.
+    rows = list(range(len(seg))) + [3, 3]
+    expected = F.cross_entropy(logits[rows], seg[rows, 4].long(), weight=torch.tensor(weights))
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    plain = SegmentationLoss({"loss": {"class_weights": weights}})({"logits": logits}, seg)
+    assert not np.isclose(plain["loss"].item(), got.item())
+    assert plain["loss"].item() == pytest.approx(F.cross_entropy(
+        logits, seg[:, 4].long(), weight=torch.tensor(weights)).item(), rel=1e-6)
+
+
+def test_detached_weight_errors():
+    clust = _clust_label()
+    seg = clust[:, :5].clone()
+    seg[:, 4] = clust[:, 5]
+    loss = SegmentationLoss({"loss": {"detached_weight": 2.0}})
+    with pytest.raises(ValueError, match="needs the true instances"):
+        loss({"logits": torch.zeros(len(seg), 5)}, seg)
+    with pytest.raises(ValueError, match="same voxels in the same order"):
+        loss({"logits": torch.zeros(len(seg), 5)}, seg, clust.flip(0))
+    with pytest.raises(ValueError, match="detached_weight must be > 0"):
+        SegmentationLoss({"loss": {"detached_weight": 0}})
