@@ -56,7 +56,8 @@ from mlreco_spice.errors import UserError  # noqa: E402
 log = logging.getLogger("dot_cues")
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Distance (cm) standing for "no such voxel in the event" (beyond any image's diagonal).
+#: Distance (cm) standing for "no such voxel in the event"; images whose diagonal reaches it
+#: are refused (:func:`read_events`), so it never stands for a real distance.
 FAR_CM = 500.0
 #: Feature groups, in the order they are added; each maps to its columns' names, where
 #: ``{c}`` runs over the ruled classes.
@@ -162,6 +163,10 @@ def read_events(files: Sequence[str], limit: int, em: Sequence[int], progress: b
     events = []
     for item in tqdm(SpiceDataset(cfg["io"], files=files).good_items(limit), total=limit,
                      unit="event", disable=not progress, desc=Path(files[0]).name):
+        diagonal = float(np.linalg.norm(item["meta"].length_cm))
+        if diagonal >= FAR_CM:
+            raise UserError(f"{item['file']}: the image's diagonal ({diagonal:.0f} cm) reaches "
+                            f"FAR_CM ({FAR_CM:.0f} cm), which stands for a missing piece")
         label, data = np.asarray(item["clust_label"]), np.asarray(item["data"])
         coords = label[:, list(PARSER_COORD_COLS)]
         if not np.array_equal(coords, data[:, list(PARSER_COORD_COLS)]):
@@ -262,18 +267,26 @@ def choose_offsets(log_proba: np.ndarray, events: Sequence[Dict[str, np.ndarray]
     """Offsets (the first class's 0) maximising the smallest implied accuracy of the ruled
     classes summed over ``events`` (their dots are ``log_proba``'s rows; a class without
     voxels there does not count)."""
-    best, best_score = np.zeros(len(em)), -1.0
     total = np.stack([e["counts"] for e in events]).sum(axis=0)
     truth = np.concatenate([e["dot_class"] for e in events])
-    grids = np.meshgrid(*[np.asarray(grid)] * (len(em) - 1), indexing="ij")
-    for combo in zip(*(g.ravel() for g in grids)):
-        offsets = np.array((0.0,) + tuple(combo))
+
+    def score(offsets: np.ndarray) -> float:
         right = np.asarray(em)[(log_proba + offsets).argmax(axis=1)] == truth
         total[:, RULE_CORRECT] = np.bincount(truth, weights=right, minlength=NUM_CLASSES)
         with np.errstate(invalid="ignore"):
-            score = float(np.nanmin(implied_accuracy(total)[list(em)]))
-        if score > best_score:
-            best, best_score = offsets, score
+            smallest = np.nanmin(implied_accuracy(total)[list(em)])
+        return float(smallest) if np.isfinite(smallest) else -1.0
+
+    # Ties (a flat objective, no dots) keep the offsets nearest zero: no bias unasked for.
+    best = np.zeros(len(em))
+    best_score = score(best)
+    grids = np.meshgrid(*[np.asarray(grid)] * (len(em) - 1), indexing="ij")
+    for combo in zip(*(g.ravel() for g in grids)):
+        offsets = np.array((0.0,) + tuple(combo))
+        value = score(offsets)
+        if value > best_score or (value == best_score
+                                  and np.abs(offsets).sum() < np.abs(best).sum()):
+            best, best_score = offsets, value
     return best
 
 
@@ -372,7 +385,13 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
     test = read_events(args.test_file, args.test_events, em, progress)
     n_hold = max(1, int(round(len(train) * args.holdout)))
     fit_events, hold_events = train[:-n_hold], train[-n_hold:]
+    if not fit_events:
+        raise UserError(f"{len(train)} readable training event(s): too few to fit the judge "
+                        f"and keep {n_hold} for its offsets")
     x_fit, y_fit = stacked(fit_events, em)
+    if len(np.unique(y_fit)) < 2:
+        raise UserError(f"the {len(fit_events)} fitting events hold dots of fewer than two of "
+                        "the judged classes: read more --train-events")
     x_hold, _ = stacked(hold_events, em)
     x_test, _ = stacked(test, em)
     keep = fit_sample(y_fit, em, args.seed)

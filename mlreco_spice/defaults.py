@@ -79,8 +79,8 @@ STAGE_DEFAULTS = {
                                   doc="per-class cross-entropy weights"),
             "detached_weight": Spec(1.0, (int, float),
                                     doc="cross-entropy weight of voxels outside their true "
-                                        "instance's largest touching piece (needs clust_label "
-                                        "in loss_input unless 1)"),
+                                        "instance's largest touching piece, any class (needs "
+                                        "clust_label in loss_input unless 1)"),
         },
     },
     "spice": {

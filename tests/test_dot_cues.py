@@ -85,6 +85,9 @@ def test_offsets_lift_the_smallest_class():
     judged = (log_proba + offsets).argmax(axis=1)
     assert offsets[0] == 0.0 and judged.tolist() == [0, 2, 2]
     assert dot_cues.choose_offsets(log_proba, events, EM, grid=[0.0]).tolist() == [0, 0, 0]
+    # A flat objective (every offset of the grid judges alike) keeps no offset.
+    sure = np.log(np.array([[0.98, 0.01, 0.01]] * 3))
+    assert dot_cues.choose_offsets(sure, events, EM, grid=[-1.0, 0.0, 1.0]).tolist() == [0, 0, 0]
 
 
 def test_judge_learns_a_separable_cue():

@@ -38,3 +38,9 @@ def test_cluster_package_imports_nothing_above_it():
 def test_the_import_scan_sees_relative_imports_inside_functions():
     sample = PACKAGE / "cluster" / "tuning.py"
     assert "mlreco_spice.metrics" in set(_imported_modules(sample))
+
+
+def test_pieces_needs_only_numpy_and_scipy():
+    """The benchmarks import mlreco_spice.pieces without torch (they run on the truth)."""
+    modules = set(_imported_modules(PACKAGE / "pieces.py"))
+    assert {m.split(".")[0] for m in modules} <= {"__future__", "numpy", "scipy"}, modules

@@ -23,18 +23,22 @@ def test_main_piece_is_each_instances_largest_touching_piece():
 
 
 def _clust_label():
-    """Two batch entries at the same coordinates: in entry 0 voxel (5,0,0) is instance 0's
-    detached dot; in entry 1 it is a piece of its own instance. Columns
-    [batch, x, y, z, instance, class]."""
-    rows = []
-    for batch, dot_instance in ((0, 0), (1, 1)):
-        rows += [(batch, x, 0, 0, 0, 2) for x in range(3)] + [(batch, 5, 0, 0, dot_instance, 2)]
-        rows += [(batch, 9, 9, 9, -1, 1)]
+    """Two batch entries. Entry 0: instance 0 is a piece of 3 at x = 0..2 and a dot at
+    x = 10; entry 1: instance 0 is only a piece of 2 at x = 10..11, which, merged with
+    entry 0 (no split per entry), would make x = 10 part of a piece of 3 tied with the
+    first. Then an unassigned voxel and, in entry 1, a voxel of no class (-1).
+    Columns [batch, x, y, z, instance, class]."""
+    rows = [(0, x, 0, 0, 0, 2) for x in range(3)] + [(0, 10, 0, 0, 0, 2), (0, 9, 9, 9, -1, 1)]
+    rows += [(1, 10, 0, 0, 0, 3), (1, 11, 0, 0, 0, 3), (1, 30, 0, 0, 0, -1)]
     return torch.tensor(rows, dtype=torch.float64)
 
 
 def test_detached_voxels_per_batch_entry():
-    assert detached_voxels(_clust_label()).tolist() == [False] * 3 + [True, False] + [False] * 5
+    assert detached_voxels(_clust_label()).tolist() == [False] * 3 + [True, False] + [False] * 3
+    # Without the split per entry the merged instance 0 would be read as one event.
+    merged = _clust_label()
+    merged[:, 0] = 0
+    assert detached_voxels(merged).tolist() != detached_voxels(_clust_label()).tolist()
 
 
 def test_detached_weight_counts_a_detached_voxel_as_copies():
@@ -47,13 +51,14 @@ def test_detached_weight_counts_a_detached_voxel_as_copies():
                              "loss_input": {}})
     got = loss({"logits": logits}, seg, clust)["loss"]
     # A weight of 3 on row 3 is the plain class-weighted mean with row 3 three times.
-    rows = list(range(len(seg))) + [3, 3]
+    rows = list(range(len(seg) - 1)) + [3, 3]  # the last row has no class: ignored
     expected = F.cross_entropy(logits[rows], seg[rows, 4].long(), weight=torch.tensor(weights))
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
     plain = SegmentationLoss({"loss": {"class_weights": weights}})({"logits": logits}, seg)
     assert not np.isclose(plain["loss"].item(), got.item())
+    labelled = list(range(len(seg) - 1))
     assert plain["loss"].item() == pytest.approx(F.cross_entropy(
-        logits, seg[:, 4].long(), weight=torch.tensor(weights)).item(), rel=1e-6)
+        logits[labelled], seg[labelled, 4].long(), weight=torch.tensor(weights)).item(), rel=1e-6)
 
 
 def test_detached_weight_errors():
@@ -65,5 +70,6 @@ def test_detached_weight_errors():
         loss({"logits": torch.zeros(len(seg), 5)}, seg)
     with pytest.raises(ValueError, match="same voxels in the same order"):
         loss({"logits": torch.zeros(len(seg), 5)}, seg, clust.flip(0))
-    with pytest.raises(ValueError, match="detached_weight must be > 0"):
-        SegmentationLoss({"loss": {"detached_weight": 0}})
+    for bad in (0, float("inf")):
+        with pytest.raises(ValueError, match="detached_weight must be finite and > 0"):
+            SegmentationLoss({"loss": {"detached_weight": bad}})

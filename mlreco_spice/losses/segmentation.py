@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..columns import (BATCH_COL, CLASS_NAMES, COORD_COLS, INSTANCE_COL, NUM_CLASSES,
-                       SEG_LABEL_COL, UNLABELED, per_class)
+                       SEG_LABEL_COL, SEMANTIC_COL, UNLABELED, per_class)
 from ..pieces import main_piece
 from .stage_config import stage_block
 
@@ -19,13 +19,18 @@ __all__ = ["SegmentationLoss", "segmentation_loss_terms", "detached_voxels"]
 
 def detached_voxels(clust_label: torch.Tensor) -> torch.Tensor:
     """Per row of a batch's ``clust_label`` ``[batch, x, y, z, instance, class, ...]``: True
-    where an assigned voxel lies outside its instance's main piece (per batch entry)."""
+    where a voxel of one of the five classes, assigned to an instance, lies outside that
+    instance's main piece (per batch entry). Mostly the separated dots of showers, deltas
+    and Michel electrons; also track pieces cut off where another particle's voxels take
+    precedence. The benchmarks' dots are the same voxels of the electromagnetic classes."""
     label = clust_label.detach().cpu().numpy()
     detached = np.zeros(len(label), dtype=bool)
     batch = label[:, BATCH_COL].astype(np.int64)
     for entry in np.unique(batch):
         rows = np.flatnonzero(batch == entry)
+        semantic = label[rows, SEMANTIC_COL]
         instance = label[rows, INSTANCE_COL].astype(np.int64)
+        instance = np.where((semantic >= 0) & (semantic < NUM_CLASSES), instance, -1)
         detached[rows] = (instance >= 0) & ~main_piece(label[rows][:, list(COORD_COLS)], instance)
     return torch.from_numpy(detached).to(clust_label.device)
 
@@ -105,8 +110,9 @@ class SegmentationLoss(nn.Module):
                                  torch.tensor(per_class(weights, 1.0), dtype=torch.float32),
                                  persistent=False)
         self.detached_weight = float(block["loss"].get("detached_weight", 1.0))
-        if not self.detached_weight > 0:
-            raise ValueError(f"loss.detached_weight must be > 0, got {self.detached_weight}")
+        if not (self.detached_weight > 0 and np.isfinite(self.detached_weight)):
+            raise ValueError(f"loss.detached_weight must be finite and > 0, got "
+                             f"{self.detached_weight}")
         num_classes = int(block["network"]["num_classes"])
         if num_classes != NUM_CLASSES and weights is not None:
             raise ValueError(f"class_weights are given per class name ({NUM_CLASSES}) but the "
