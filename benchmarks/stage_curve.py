@@ -125,6 +125,10 @@ def stage_config(stage: str, weights: Path, config: Optional[Dict[str, Any]] = N
     # The caller's copy of the checkpoint's config when it has read it already.
     cfg = copy.deepcopy(config if config is not None else load_checkpoint(weights)["config"])
     cfg["predict"].update(weights=str(weights), thresholds=None)
+    # The checkpoint holds the stage's weights; where its training started (a run
+    # directory that may be gone, as in an export's config) is not read again.
+    for block in cfg["model"]["modules"].values():
+        block["weights"] = None
     cfg["io"]["loader"].update(batch_size=1, shuffle=False)
     schema = cfg["io"]["dataset"]["schema"]
     if LABEL_ENTRY not in schema:
