@@ -77,10 +77,11 @@ STAGE_DEFAULTS = {
         "loss": {
             "class_weights": Spec(None, (list, dict, type(None)),
                                   doc="per-class cross-entropy weights"),
-            "detached_weight": Spec(1.0, (int, float),
+            "detached_weight": Spec(1.0, (int, float, list, dict),
                                     doc="cross-entropy weight of voxels outside their true "
-                                        "instance's largest touching piece, any class (needs "
-                                        "clust_label in loss_input unless 1)"),
+                                        "instance's largest touching piece: one number, or "
+                                        "per class as class_weights (needs clust_label in "
+                                        "loss_input unless all 1)"),
         },
     },
     "spice": {

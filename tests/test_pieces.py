@@ -59,6 +59,14 @@ def test_detached_weight_counts_a_detached_voxel_as_copies():
     labelled = list(range(len(seg) - 1))
     assert plain["loss"].item() == pytest.approx(F.cross_entropy(
         logits[labelled], seg[labelled, 4].long(), weight=torch.tensor(weights)).item(), rel=1e-6)
+    # Per class: the detached Shower voxel (row 3) takes the Shower's weight; a weight on
+    # another class changes nothing here.
+    by_class = SegmentationLoss({"loss": {"class_weights": weights,
+                                          "detached_weight": {"Shower": 3.0, "Delta": 7.0}}})
+    assert by_class({"logits": logits}, seg, clust)["loss"].item() == pytest.approx(got.item())
+    other = SegmentationLoss({"loss": {"class_weights": weights, "detached_weight": {"Delta": 7.0}}})
+    assert other({"logits": logits}, seg, clust)["loss"].item() == pytest.approx(
+        plain["loss"].item(), rel=1e-6)
 
 
 def test_detached_weight_errors():
@@ -70,6 +78,9 @@ def test_detached_weight_errors():
         loss({"logits": torch.zeros(len(seg), 5)}, seg)
     with pytest.raises(ValueError, match="same voxels in the same order"):
         loss({"logits": torch.zeros(len(seg), 5)}, seg, clust.flip(0))
-    for bad in (0, float("inf")):
+    for bad in (0, float("inf"), {"Delta": -1.0}):
         with pytest.raises(ValueError, match="detached_weight must be finite and > 0"):
             SegmentationLoss({"loss": {"detached_weight": bad}})
+    # All ones is no weighting: no clust_label needed.
+    assert SegmentationLoss({"loss": {"detached_weight": {"Delta": 1.0}}})(
+        {"logits": torch.zeros(len(seg), 5)}, seg)["loss"].item() > 0

@@ -93,7 +93,8 @@ class SegmentationLoss(nn.Module):
         The ``model.modules.uresnet`` block; reads ``loss.class_weights``
         (a list of five values or a mapping by class name, missing -> 1) and
         ``loss.detached_weight`` (the cross-entropy weight of voxels outside their true
-        instance's largest touching piece, multiplying the class weight; 1: none, and
+        instance's largest touching piece, multiplying the class weight: one number for
+        every class, or per class as ``class_weights``, missing -> 1; all 1: none, and
         then the stage needs no ``clust_label``).
     """
 
@@ -109,10 +110,13 @@ class SegmentationLoss(nn.Module):
             self.register_buffer("class_weights",
                                  torch.tensor(per_class(weights, 1.0), dtype=torch.float32),
                                  persistent=False)
-        self.detached_weight = float(block["loss"].get("detached_weight", 1.0))
-        if not (self.detached_weight > 0 and np.isfinite(self.detached_weight)):
-            raise ValueError(f"loss.detached_weight must be finite and > 0, got "
-                             f"{self.detached_weight}")
+        detached = per_class(block["loss"].get("detached_weight", 1.0), 1.0)
+        if not all(w > 0 and np.isfinite(w) for w in detached):
+            raise ValueError(f"loss.detached_weight must be finite and > 0 for every class, "
+                             f"got {dict(zip(CLASS_NAMES, detached))}")
+        # Per true class; None when every weight is 1 (no clust_label needed).
+        self.detached_weight: Optional[torch.Tensor] = (
+            None if all(w == 1.0 for w in detached) else torch.tensor(detached))
         num_classes = int(block["network"]["num_classes"])
         if num_classes != NUM_CLASSES and weights is not None:
             raise ValueError(f"class_weights are given per class name ({NUM_CLASSES}) but the "
@@ -126,7 +130,7 @@ class SegmentationLoss(nn.Module):
             raise ValueError(f"segmentation labels must be (N, >{SEG_LABEL_COL}) "
                              f"[batch, x, y, z, class], got {tuple(seg_label.shape)}")
         voxel_weights = None
-        if self.detached_weight != 1.0:
+        if self.detached_weight is not None:
             if clust_label is None:
                 raise ValueError("loss.detached_weight needs the true instances: add a "
                                  "clust_label (cluster3d) parser to io.dataset.schema and "
@@ -137,6 +141,8 @@ class SegmentationLoss(nn.Module):
                     seg_label[:, [BATCH_COL] + coords]):
                 raise ValueError("clust_label and seg_label do not list the same voxels in the "
                                  "same order: the detached weight cannot be placed")
-            voxel_weights = torch.where(detached_voxels(clust_label), self.detached_weight, 1.0)
+            labels = seg_label[:, SEG_LABEL_COL].long()
+            weight = self.detached_weight.to(seg_label.device)[labels.clamp(0, NUM_CLASSES - 1)]
+            voxel_weights = torch.where(detached_voxels(clust_label), weight, 1.0)
         return segmentation_loss_terms(outputs["logits"], seg_label[:, SEG_LABEL_COL],
                                        self.class_weights, voxel_weights)
