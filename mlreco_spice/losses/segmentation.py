@@ -118,9 +118,9 @@ class SegmentationLoss(nn.Module):
         self.detached_weight: Optional[torch.Tensor] = (
             None if all(w == 1.0 for w in detached) else torch.tensor(detached))
         num_classes = int(block["network"]["num_classes"])
-        if num_classes != NUM_CLASSES and weights is not None:
-            raise ValueError(f"class_weights are given per class name ({NUM_CLASSES}) but the "
-                             f"network has {num_classes} classes")
+        if num_classes != NUM_CLASSES and (weights is not None or self.detached_weight is not None):
+            raise ValueError(f"class_weights and detached_weight are given per class name "
+                             f"({NUM_CLASSES}) but the network has {num_classes} classes")
 
     def forward(self, outputs: Dict[str, torch.Tensor], seg_label: torch.Tensor,
                 clust_label: Optional[torch.Tensor] = None) -> Dict[str, Any]:
