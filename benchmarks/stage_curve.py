@@ -12,7 +12,11 @@ scored on their own, on test events never used in training or tuning:
              With ``--dbscan``, DBSCAN per true class (tuned on validation) is scored
              once on the same test events: the floor the seed search must reach.
 ``uresnet``  per checkpoint: segmentation accuracy per true class (the fraction of the
-             class's voxels given that class) and over all voxels.
+             class's voxels given that class) and over all voxels. With ``--balanced``,
+             also with per-class logit offsets that make the smallest class accuracy
+             as large as possible, each half of the events scored with the offsets
+             chosen on the other half (:mod:`class_offsets`): how well the network
+             separates the classes, whatever weighting it was trained with.
 
 The CSV in ``--out`` grows: a checkpoint already scored on the same events is skipped,
 so rerunning after every stretch of training extends the curve (``train``'s
@@ -45,6 +49,7 @@ from mlreco_spice.errors import UserError
 from mlreco_spice.pieces import main_piece
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from class_offsets import cross_fitted_confusion  # noqa: E402
 from accuracy_report import ORACLE, PAPER_SEEDS, summarize_methods, write_csv  # noqa: E402
 from race_common import SEED_SEARCH  # noqa: E402
 from stage_curve_report import fmt, markdown, plot  # noqa: E402
@@ -81,6 +86,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    "within this many event passes of one already scored (default: %(default)s)")
     p.add_argument("--out", default=str(ROOT / "runs/stage_curve"), help="output folder "
                    "(default: %(default)s)")
+    p.add_argument("--balanced", action="store_true", help="stage uresnet: also score "
+                   "per-class logit offsets maximising the smallest class accuracy, chosen on "
+                   "the other half of the scored events (method 'balanced offsets')")
     p.add_argument("--device", help="torch device (default: the config's train.device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
@@ -93,6 +101,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         path = getattr(args, name)
         if path and not Path(path).is_file():
             p.error(f"--{name.replace('_', '-')}: {path} not found")
+    if args.balanced and args.stage != "uresnet":
+        p.error("--balanced reads a segmentation network (--stage uresnet)")
     if args.dbscan and args.stage != "spice":
         p.error("--dbscan is the SPICE stage's reference (--stage spice)")
     if args.val_file and Path(args.val_file).resolve() == Path(args.test_file).resolve():
@@ -196,6 +206,7 @@ def score_uresnet(args: argparse.Namespace, weights: Path, config: Optional[Dict
     # [all voxels, main pieces, detached pieces]
     confusion = np.zeros((3, NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
     n_events = 0
+    scored: List[Tuple[np.ndarray, np.ndarray]] = []  # (logits, truth) per event, --balanced
     items = SpiceDataset(engine.cfg["io"], files=[args.test_file]).good_items(args.events)
     for item in tqdm(items, total=args.events, desc=weights.name, unit="event",
                      disable=args.no_progress):
@@ -205,6 +216,8 @@ def score_uresnet(args: argparse.Namespace, weights: Path, config: Optional[Dict
         main = main_piece(pred.coords, np.where(assigned, pred.truth_instance, -1))
         for k, mask in enumerate((ok, assigned & main, assigned & ~main)):
             np.add.at(confusion[k], (pred.truth_semantic[mask], pred.semantics_pred[mask]), 1)
+        if args.balanced:
+            scored.append((pred.semantics_logits[ok], pred.truth_semantic[ok]))
         n_events += 1
     totals = confusion[0].sum(axis=1)
     # Where each class's voxels go: which confusions an accuracy below 1 comes from.
@@ -214,8 +227,14 @@ def score_uresnet(args: argparse.Namespace, weights: Path, config: Optional[Dict
               [{"true_class": c, "voxels": int(totals[i]),
                 **{p: f"{confusion[0, i, j] / max(int(totals[i]), 1):.4f}"
                    for j, p in enumerate(CLASS_NAMES)}} for i, c in enumerate(CLASS_NAMES)])
-    return {"segmentation": _accuracy(confusion[0]), "main piece": _accuracy(confusion[1]),
-            "detached pieces": _accuracy(confusion[2])}, n_events
+    scores = {"segmentation": _accuracy(confusion[0]), "main piece": _accuracy(confusion[1]),
+              "detached pieces": _accuracy(confusion[2])}
+    if args.balanced:
+        balanced, offsets = cross_fitted_confusion(scored, NUM_CLASSES)
+        log.info("%s: balanced offsets %s", weights.name,
+                 " and ".join("/".join(f"{o:+.2f}" for o in fold) for fold in offsets))
+        scores["balanced offsets"] = _accuracy(balanced)
+    return scores, n_events
 
 
 def dbscan_reference(args: argparse.Namespace, cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -262,7 +281,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def same_events(row: Dict[str, Any]) -> bool:
         return row["test_file"] == test_file and int(row["events"]) == args.events
 
-    done = {int(r["iteration"]) for r in rows if same_events(r)}
+    # A checkpoint scored without --balanced is scored again with it.
+    done = {int(r["iteration"]) for r in rows if same_events(r)
+            and (not args.balanced or r["method"] == "balanced offsets")}
+
     checkpoints = list_checkpoints(Path(args.checkpoints))
     if not checkpoints:
         log.error("no checkpoint-*.pt in %s", args.checkpoints)
@@ -280,13 +302,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             config = state["config"]
             del state  # the weights: the engine loads them again, the config is enough here
             if any(abs(passes - int(r["event_passes"])) < args.min_gap
-                   for r in rows if same_events(r)):
+                   for r in rows if same_events(r) and int(r["iteration"]) != iteration):
                 continue
             log.info("scoring %s (%d event passes)", path.name, passes)
             scores, n_events = (score_spice(args, path, iteration, config)
                                 if args.stage == "spice" else score_uresnet(args, path, config))
             if n_events < args.events:
                 log.warning("%s: %d good events, not %d", args.test_file, n_events, args.events)
+            rows = [r for r in rows if not (same_events(r) and int(r["iteration"]) == iteration)]
             for method, values in scores.items():
                 rows.append({"iteration": iteration, "event_passes": passes,
                              "test_file": test_file, "events": args.events, "scored": n_events,

@@ -71,6 +71,7 @@ class EventPrediction:
     margins: np.ndarray             # (N,)
     seediness: np.ndarray           # (N,)
     semantics_pred: Optional[np.ndarray] = None   # (N,) segmentation stage argmax
+    semantics_logits: Optional[np.ndarray] = None  # (N, classes) its scores before the argmax
     truth_instance: Optional[np.ndarray] = None   # (N,) when labels were parsed
     truth_semantic: Optional[np.ndarray] = None
     forward_time_s: float = math.nan
@@ -170,6 +171,7 @@ class InferenceEngine:
                     if name != self.spice_stage and "semantics" in o), None)
         if seg is not None:
             result.semantics_pred = seg["semantics"].long().cpu().numpy()
+            result.semantics_logits = seg["logits"].float().cpu().numpy()
         label = batch.get("clust_label")
         if label is not None:
             result.truth_instance = label[:, INSTANCE_COL].long().cpu().numpy()

@@ -129,3 +129,35 @@ def test_a_short_test_file_is_scored_once_and_its_table_keeps_to_its_events(
     assert stage_curve.main(argv[:5] + ["--events", "2"] + argv[7:]) == 0
     assert {r["events"] for r in _rows(out / "curve_uresnet.csv")} == {"10", "2"}
     assert "(voxel accuracy per true class; 2 test events" in (out / "curve_uresnet.md").read_text()
+
+
+def test_balanced_offsets_rescore_a_checkpoint_once_without_doubling_its_rows(
+        uresnet_run, tiny_files, tmp_path, monkeypatch):
+    out = tmp_path / "curve"
+    argv = [str(uresnet_run), "--stage", "uresnet", "--test-file", str(tiny_files[0]),
+            "--events", "4", "--out", str(out), "--no-progress"]
+    assert stage_curve.main(argv) == 0
+    plain = {r["method"]: r for r in _rows(out / "curve_uresnet.csv")}
+    assert "balanced offsets" not in plain
+    # Asked for the balanced reading, the checkpoint is scored again, its rows replaced.
+    assert stage_curve.main(argv + ["--balanced"]) == 0
+    rows = _rows(out / "curve_uresnet.csv")
+    assert sorted(r["method"] for r in rows) == ["balanced offsets", "detached pieces",
+                                                  "main piece", "segmentation"]
+    again = {r["method"]: r for r in rows}
+    assert again["segmentation"] == plain["segmentation"]   # the same weights, the same events
+    balanced = [float(again["balanced offsets"][c]) for c in stage_curve.CLASS_NAMES]
+    assert all(0.0 <= v <= 1.0 for v in balanced if not math.isnan(v))
+    # Scored with --balanced, it is not scored again, with or without it.
+    monkeypatch.setattr(stage_curve, "score_uresnet",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("scored again")))
+    assert stage_curve.main(argv + ["--balanced"]) == 0
+    assert stage_curve.main(argv) == 0
+    assert _rows(out / "curve_uresnet.csv") == rows
+
+
+def test_balanced_is_a_segmentation_reading(tiny_files, tmp_path):
+    with pytest.raises(SystemExit):
+        stage_curve.parse_args([str(tmp_path), "--stage", "spice", "--test-file",
+                                str(tiny_files[0]), "--val-file", str(tiny_files[1]),
+                                "--balanced"])
