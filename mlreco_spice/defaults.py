@@ -73,6 +73,12 @@ STAGE_DEFAULTS = {
             "uresnet": dict(_UNET),
             "num_input": 1,
             "num_classes": 5,
+            "logit_offsets": Spec(None, (list, dict, type(None)),
+                                  doc="per-class offsets added to the logits before the "
+                                      "argmax that gives the classes (semantics): a prior "
+                                      "shift after training; the logits and the loss keep "
+                                      "none (benchmarks/class_offsets.py reads what they "
+                                      "reach)"),
         },
         "loss": {
             "class_weights": Spec(None, (list, dict, type(None)),

@@ -298,6 +298,33 @@ def test_uresnet_segmentation_outputs_and_loss():
     assert model.encoder.input_conv.kernel.grad.abs().sum() > 0
 
 
+def test_uresnet_logit_offsets_move_the_argmax_only():
+    from mlreco_spice.models import UResNetSegmentation
+
+    torch.manual_seed(0)
+    plain = UResNetSegmentation({"network": {"uresnet": SMALL}}).eval()
+    shifted = UResNetSegmentation({"network": {"uresnet": SMALL,
+                                               "logit_offsets": {"Michel": 50.0}}}).eval()
+    shifted.load_state_dict(plain.state_dict())   # offsets are config: any weights load
+    data = random_event(200, events=2)
+    with torch.no_grad():
+        a, b = plain(data), shifted(data)
+    assert torch.equal(a["logits"], b["logits"])           # the loss sees no offset
+    assert (b["semantics"] == MICHEL).all()                # a large Michel offset wins
+    expected = (a["logits"] + torch.tensor([1.0, -1.0, 0.0, 0.0, 0.0])).argmax(1)
+    listed = UResNetSegmentation({"network": {"uresnet": SMALL,
+                                              "logit_offsets": [1.0, -1.0, 0, 0, 0]}}).eval()
+    listed.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        assert torch.equal(listed(data)["semantics"], expected)
+    assert "logit_offsets" not in plain.state_dict() and "logit_offsets" not in listed.state_dict()
+    with pytest.raises(ValueError, match="finite"):
+        UResNetSegmentation({"network": {"uresnet": SMALL, "logit_offsets": {"HIP": float("nan")}}})
+    with pytest.raises(ValueError, match="3 classes"):
+        UResNetSegmentation({"network": {"uresnet": SMALL, "num_classes": 3,
+                                         "logit_offsets": [0, 0, 0]}})
+
+
 def test_stage_checkpoints_join_into_the_full_chain(tmp_path):
     """Stage-wise training: a uresnet-only and a SPICE-only chain's weights load into the
     joint chain through model.modules.<stage>.weights."""

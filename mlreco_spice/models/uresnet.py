@@ -21,13 +21,14 @@ decoder of a stage):
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import nn
 
 from ..backend import import_minkowski
-from ..columns import FEATURE_START
+from ..columns import CLASS_NAMES, FEATURE_START, NUM_CLASSES, per_class
 from ..losses.segmentation import SegmentationLoss
 from ..losses.stage_config import stage_block
 from ..registry import MODELS
@@ -143,7 +144,9 @@ class UResNetSegmentation(nn.Module):
         reads ``network.uresnet``, ``network.num_input``, ``network.num_classes``.
 
     Forward returns ``{"logits": (N, num_classes), "semantics": (N,) argmax}``,
-    aligned with the input rows.
+    aligned with the input rows. ``network.logit_offsets`` (per class, as
+    ``loss.class_weights``) is added to the logits before the argmax only: it moves
+    the trade between classes after training, the logits and the loss are unchanged.
     """
 
     def __init__(self, stage_cfg: Optional[Dict[str, Any]] = None):
@@ -158,6 +161,17 @@ class UResNetSegmentation(nn.Module):
         self.head = nn.Sequential(NormAct(filters, float(unet["leaky_slope"])),
                                   ME.MinkowskiLinear(filters, int(net["num_classes"]), bias=True))
         configure_batchnorm(self, unet["norm_eps"], unet["norm_momentum"])
+        offsets = net.get("logit_offsets")
+        if offsets is not None and int(net["num_classes"]) != NUM_CLASSES:
+            raise ValueError(f"network.logit_offsets are given per class name ({NUM_CLASSES}) "
+                             f"but the network has {net['num_classes']} classes")
+        values = per_class(offsets, 0.0)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"network.logit_offsets must be finite, got "
+                             f"{dict(zip(CLASS_NAMES, values))}")
+        # Config, not weights: not persistent, so any checkpoint loads with any offsets.
+        self.register_buffer("logit_offsets", None if offsets is None
+                             else torch.tensor(values, dtype=torch.float32), persistent=False)
 
     def forward(self, data: torch.Tensor) -> Dict[str, torch.Tensor]:
         check_input(data, self.num_input, "uresnet")
@@ -167,4 +181,5 @@ class UResNetSegmentation(nn.Module):
                     "semantics": torch.zeros(0, dtype=torch.long, device=data.device)}
         x, inverse = to_sparse(data, data[:, FEATURE_START:].float())
         logits = self.head(self.decoder(self.encoder(x))).F[inverse]
-        return {"logits": logits, "semantics": logits.argmax(1)}
+        shifted = logits if self.logit_offsets is None else logits + self.logit_offsets
+        return {"logits": logits, "semantics": shifted.argmax(1)}
