@@ -1,13 +1,15 @@
-"""How far a segmentation network's scores separate the classes, apart from its weighting.
+"""How far a segmentation network's scores separate the classes, once the movable trade is out.
 
 Class weights (and issue 18's ``detached_weight``) move a network along one trade-off:
 voxels of a heavy class gain, the others lose. A per-class offset added to the logits
 before the argmax moves the same trade-off after training, so the highest smallest-class
-accuracy any offsets reach reads how well the network *separates* the classes, whatever
-weighting it was trained with. :func:`balance_offsets` finds those offsets and
+accuracy any offsets reach reads how well the network *separates* the classes once the
+trade that can still be moved after training is taken out (the weighting it was trained
+with still shapes the scores themselves). :func:`balance_offsets` finds those offsets and
 :func:`cross_fitted_confusion` scores them on events they were not chosen on.
 
-This is a reading for the benchmarks, not an inference step: the chain takes the argmax.
+A reading for the benchmarks: the shipped chain takes the plain argmax;
+``network.logit_offsets`` of the uresnet stage applies chosen offsets.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def balance_offsets(logits: np.ndarray, truth: np.ndarray, steps: int = 400,
     The maximin over offsets is not smooth, so a coordinate search stalls where two classes
     are equal; instead the class with the lowest accuracy is raised by a decaying step
     (a subgradient ascent on the minimum), and the best offsets met are returned. Offsets
-    are relative: their mean is kept at zero.
+    are relative: their mean over the classes present is kept at zero, and a class with no
+    voxel here keeps offset 0.
 
     Parameters
     ----------
@@ -55,16 +58,21 @@ def balance_offsets(logits: np.ndarray, truth: np.ndarray, steps: int = 400,
     if logits.ndim != 2 or len(logits) != len(truth):
         raise ValueError(f"logits {logits.shape} and truth {truth.shape} do not match")
     offsets = np.zeros(logits.shape[1])
+    present = np.bincount(truth, minlength=logits.shape[1]) > 0
+    if not present.any():
+        return offsets
     best, best_min = offsets.copy(), -np.inf
-    for _ in range(steps):
+    for index in range(steps + 1):
         recall = class_recall(logits, truth, offsets)
-        if np.all(np.isnan(recall)):
-            return offsets
         lowest = float(np.nanmin(recall))
         if lowest > best_min:
             best, best_min = offsets.copy(), lowest
+        if index == steps:
+            break
         offsets[int(np.nanargmin(recall))] += step
-        offsets -= offsets.mean()
+        # Centred over the classes present only: a class absent here keeps offset 0, so
+        # events that have it are not scored with it pushed away.
+        offsets[present] -= offsets[present].mean()
         step *= decay
     return best
 

@@ -39,9 +39,15 @@ def _key(row: Dict[str, str]) -> Tuple[str, str]:
     return Path(row["file"]).name, row["entry"]
 
 
+#: Per event, a fingerprint of the event itself (not of the method): its labelled voxels.
+SIZE = "particle_n_voxels_true"
+
+
 def read_scores(folder: Path, method: str) -> Dict[str, Dict[Tuple[str, str], float]]:
-    """{class or PARTICLE: {event: ARI}} of one method in an accuracy.py output folder."""
-    scores: Dict[str, Dict[Tuple[str, str], float]] = {c: {} for c in CLASS_NAMES + (PARTICLE,)}
+    """{class or PARTICLE: {event: ARI}, and SIZE: {event: labelled voxels}} of one method
+    in an accuracy.py output folder."""
+    scores: Dict[str, Dict[Tuple[str, str], float]] = {
+        c: {} for c in CLASS_NAMES + (PARTICLE, SIZE)}
     for name, column in (("events.csv", "ari"), ("particles.csv", "particle_ari")):
         path = folder / name
         if not path.is_file():
@@ -54,6 +60,8 @@ def read_scores(folder: Path, method: str) -> Dict[str, Dict[Tuple[str, str], fl
                 if target is not None:
                     value = row[column]
                     target[_key(row)] = float(value) if value not in ("", "nan") else math.nan
+                if name == "particles.csv" and row.get(SIZE):
+                    scores[SIZE][_key(row)] = float(row[SIZE])
     if not scores[PARTICLE]:
         raise UserError(f"{folder}: no rows of method '{method}'")
     return scores
@@ -65,6 +73,13 @@ def compare(candidate: Path, reference: Path, method: str) -> Dict[str, Tuple[Ch
     shared = set(new[PARTICLE]) & set(old[PARTICLE])
     if not shared:
         raise UserError(f"{candidate} and {reference} share no event: score the same events")
+    # The same file name and entry but other voxels: a file simulated again differently.
+    differ = sorted(k for k in shared if k in new[SIZE] and k in old[SIZE]
+                    and new[SIZE][k] != old[SIZE][k])
+    if differ:
+        raise UserError(f"{len(differ)} events have the same file name and entry but other "
+                        f"labelled voxels in the two folders (first: {differ[0]}): not the "
+                        "same events")
     out = {}
     for name in CLASS_NAMES + (PARTICLE,):
         ref = [v for k, v in old[name].items() if k in shared and not math.isnan(v)]
@@ -76,7 +91,8 @@ def compare(candidate: Path, reference: Path, method: str) -> Dict[str, Tuple[Ch
 def markdown(changes: Dict[str, Tuple[Change, float]], candidate: Path, reference: Path,
              method: str) -> str:
     lines = [f"`{method}`: {candidate} against {reference} (paired per event; ± one standard "
-             "error of the mean difference)", "",
+             "error of the mean difference; the reference mean over the events both scored "
+             "or the reference alone scored)", "",
              "| | reference mean ARI | change | events |", "|---|---|---|---|"]
     for name, (change, mean) in changes.items():
         lines.append(f"| {name} | {mean:.4f} | {change} | {change.n} |")

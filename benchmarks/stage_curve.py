@@ -16,7 +16,7 @@ scored on their own, on test events never used in training or tuning:
              also with per-class logit offsets that make the smallest class accuracy
              as large as possible, each half of the events scored with the offsets
              chosen on the other half (:mod:`class_offsets`): how well the network
-             separates the classes, whatever weighting it was trained with.
+             separates the classes once the trade that offsets can move is out.
 
 The CSV in ``--out`` grows: a checkpoint already scored on the same events is skipped,
 so rerunning after every stretch of training extends the curve (``train``'s
@@ -231,8 +231,10 @@ def score_uresnet(args: argparse.Namespace, weights: Path, config: Optional[Dict
               "detached pieces": _accuracy(confusion[2])}
     if args.balanced:
         balanced, offsets = cross_fitted_confusion(scored, NUM_CLASSES)
-        log.info("%s: balanced offsets %s", weights.name,
-                 " and ".join("/".join(f"{o:+.2f}" for o in fold) for fold in offsets))
+        # The two halves' offsets, and their mean as a network.logit_offsets value.
+        log.info("%s: balanced offsets %s; mean [%s]", weights.name,
+                 " and ".join("/".join(f"{o:+.2f}" for o in fold) for fold in offsets),
+                 ", ".join(f"{o:.2f}" for o in np.mean(offsets, axis=0)))
         scores["balanced offsets"] = _accuracy(balanced)
     return scores, n_events
 

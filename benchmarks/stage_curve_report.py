@@ -47,13 +47,14 @@ def plot(rows: Sequence[Dict[str, Any]], path: Path, stage: str,
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.2))
-    styles = ("-", ":", "--")
+    # One style per method (uresnet has four); dash-dot is the reference's.
+    styles = ("-", ":", "--", (0, (5, 1, 1, 1)))
     for m, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         mine = sorted((r for r in rows if r["method"] == method), key=lambda r: int(r["iteration"]))
         x = [int(r["event_passes"]) for r in mine]
         for c, name in enumerate(CLASS_NAMES):
-            ax.plot(x, [float(r[name]) for r in mine], styles[m % len(styles)], color=f"C{c}",
-                    marker="o", ms=3, label=f"{name} ({method})")
+            ax.plot(x, [float(r[name]) for r in mine], ls=styles[m % len(styles)],
+                    color=f"C{c}", marker="o", ms=3, label=f"{name} ({method})")
     if reference is not None:
         for c, name in enumerate(CLASS_NAMES):
             ax.axhline(float(reference[name]), color=f"C{c}", ls="-.", lw=0.8,

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import paired_chains  # noqa: E402
 
 
-def _folder(path, shower, particle, method="full_chain", order=None):
+def _folder(path, shower, particle, method="full_chain", order=None, sizes=None):
     """events.csv and particles.csv of an accuracy.py run: Shower ARI and particle ARI per
     event (entries 0..n-1 of test.h5), plus a DBSCAN row the comparison must ignore."""
     path.mkdir()
@@ -24,11 +24,13 @@ def _folder(path, shower, particle, method="full_chain", order=None):
             w.writerow({"method": "dbscan", "file": "/a/test.h5", "entry": e, "class": "Shower",
                         "ari": 0.0})
     with open(path / "particles.csv", "w", newline="") as stream:
-        w = csv.DictWriter(stream, ["method", "file", "entry", "particle_ari"])
+        w = csv.DictWriter(stream, ["method", "file", "entry", "particle_ari",
+                                    "particle_n_voxels_true"])
         w.writeheader()
         for e in entries:
             w.writerow({"method": method, "file": "/a/test.h5", "entry": e,
-                        "particle_ari": particle[e]})
+                        "particle_ari": particle[e],
+                        "particle_n_voxels_true": (sizes or [100] * len(particle))[e]})
     return path
 
 
@@ -63,3 +65,8 @@ def test_missing_folders_methods_and_events_are_named(tmp_path, capsys):
         (other / name).write_text(text)
     assert paired_chains.main([str(other), str(old)]) == 1
     assert "share no event" in capsys.readouterr().err
+    # Same names and entries, other events (a file simulated again differently): refused.
+    again = _folder(tmp_path / "again", [0.5, 0.6], [0.9, 0.9], sizes=[100, 101])
+    assert paired_chains.main([str(again), str(old)]) == 1
+    assert "1 events have the same file name and entry but other labelled voxels" \
+        in capsys.readouterr().err

@@ -156,8 +156,9 @@ def test_balanced_offsets_rescore_a_checkpoint_once_without_doubling_its_rows(
     assert _rows(out / "curve_uresnet.csv") == rows
 
 
-def test_balanced_is_a_segmentation_reading(tiny_files, tmp_path):
+def test_balanced_is_a_segmentation_reading(tiny_files, tmp_path, capsys):
     with pytest.raises(SystemExit):
         stage_curve.parse_args([str(tmp_path), "--stage", "spice", "--test-file",
                                 str(tiny_files[0]), "--val-file", str(tiny_files[1]),
                                 "--balanced"])
+    assert "--balanced reads a segmentation network" in capsys.readouterr().err
