@@ -49,8 +49,8 @@ from mlreco_spice.errors import UserError
 from mlreco_spice.pieces import main_piece
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from class_offsets import cross_fitted_confusion  # noqa: E402
 from accuracy_report import ORACLE, PAPER_SEEDS, summarize_methods, write_csv  # noqa: E402
+from class_offsets import cross_fitted_confusion  # noqa: E402
 from race_common import SEED_SEARCH  # noqa: E402
 from stage_curve_report import fmt, markdown, plot  # noqa: E402
 
