@@ -32,15 +32,14 @@ from mlreco_spice.columns import CLASS_NAMES  # noqa: E402
 from mlreco_spice.errors import UserError  # noqa: E402
 
 PARTICLE = "particle level"
+#: Per event, a fingerprint of the event itself (not of the method): its labelled voxels.
+SIZE = "particle_n_voxels_true"
 
 
 def _key(row: Dict[str, str]) -> Tuple[str, str]:
     # Entry within a named file: the same event in both folders whatever their order.
     return Path(row["file"]).name, row["entry"]
 
-
-#: Per event, a fingerprint of the event itself (not of the method): its labelled voxels.
-SIZE = "particle_n_voxels_true"
 
 
 def read_scores(folder: Path, method: str) -> Dict[str, Dict[Tuple[str, str], float]]:
