@@ -8,8 +8,9 @@ trade that can still be moved after training is taken out (the weighting it was 
 with still shapes the scores themselves). :func:`balance_offsets` finds those offsets and
 :func:`cross_fitted_confusion` scores them on events they were not chosen on.
 
-A reading for the benchmarks: the shipped chain takes the plain argmax;
-``network.logit_offsets`` of the uresnet stage applies chosen offsets.
+A reading for the benchmarks, not the shipped offsets: ``network.logit_offsets`` of the
+uresnet stage applies chosen offsets (``chain_configs/predict.yaml`` ships one hand-picked
+offset, ``{Michel: 0.3}``, not the maximin).
 """
 from __future__ import annotations
 

@@ -192,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("run_dir", nargs="?", help="the stage's run directory (train.output_dir)")
-    p.add_argument("--stage", help="stage name (uresnet, uresnet_balance or spice): the "
+    p.add_argument("--stage", help="stage name (uresnet, uresnet_balance, uresnet_dots or spice): the "
                    "exported file's name")
     p.add_argument("--out", default=str(ROOT / "weights/run"), help="where to export "
                    "(default: %(default)s)")

@@ -10,7 +10,7 @@
 #      constant rate (stage uresnet_dots: BENCHMARKS.md, "Weighing the detached voxels";
 #      one process, as the shipped stage was trained), and train SPICE alone on the true
 #      classes (stage 2), each in its own run directory, two processes (torchrun, gloo,
-#      one OpenMP thread each);
+#      one OpenMP thread each; uresnet_dots: DOTS_NPROC, default 1);
 #      a stage resumes from its run directory, or, when that is gone (a fresh machine),
 #      restarts from its committed weights in weights/run/ (train --restart-from: the
 #      schedule continues, Adam's moments restart with a short warm-up);
@@ -184,12 +184,28 @@ fi
 # committed export) the committed mean is joined as it is.
 DOTS_MEAN=$EXPORT/uresnet_dots_mean.pt
 if ls "$RUN/uresnet_dots"/checkpoint-*.pt >/dev/null 2>&1; then
+  first=$RUN/uresnet_dots/checkpoint-$(printf %07d "$DOTS_AVERAGE_FROM").pt
+  [ -f "$first" ] || { echo "[train-default] $first is missing (the run directory was lost" \
+      "mid-stage and the stage restarted after it): the mean of uresnet_dots needs its" \
+      "checkpoints from $DOTS_AVERAGE_FROM on; set DOTS_AVERAGE_FROM after the restart." \
+      "weights/spice_default.pt is left as it is." >&2; exit 1; }
   mkdir -p "$RUN/uresnet_dots_average"
   $BIN/mlreco-spice average "$RUN/uresnet_dots" --first "$DOTS_AVERAGE_FROM" --last "$DOTS_ITERATIONS" \
       --every "$DOTS_EVERY" --bn-events 200 --bn-files "$DATA/train.h5" \
       -o "$RUN/uresnet_dots_average/uresnet.pt" --overwrite -q
   $BIN/python -c 'import sys; from mlreco_spice.checkpoint import export_weights; export_weights(sys.argv[1], sys.argv[2], half=True)' \
       "$RUN/uresnet_dots_average/uresnet.pt" "$DOTS_MEAN"
+  # Its record beside it (the committed one described the shipped mean).
+  $BIN/python -c 'import sys, yaml; from mlreco_spice.atomic import atomic_write_text
+first, last, every, stage_record, out = sys.argv[1:6]
+record = {"stage": "uresnet_dots_mean",
+          "what": f"mean of the stage uresnet_dots checkpoints at iterations {first} to {last} every "
+                  f"{every}, batch-norm statistics recomputed over 200 training events "
+                  "(mlreco-spice average), stored in float16",
+          "simulator": (yaml.safe_load(open(stage_record)) or {}).get("simulator"),
+          "use": "chain_configs/predict.yaml adds network.logit_offsets {Michel: 0.3}"}
+atomic_write_text(out, "# written by scripts/train_default.sh\n" + yaml.safe_dump(record, sort_keys=False))' \
+      "$DOTS_AVERAGE_FROM" "$DOTS_ITERATIONS" "$DOTS_EVERY" "$EXPORT/uresnet_dots.yaml" "${DOTS_MEAN%.pt}.yaml"
 elif [ -f "$DOTS_MEAN" ]; then
   echo "[train-default] $RUN/uresnet_dots holds no checkpoint to average: joining the committed $DOTS_MEAN"
 else
