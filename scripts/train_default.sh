@@ -193,19 +193,22 @@ if ls "$RUN/uresnet_dots"/checkpoint-*.pt >/dev/null 2>&1; then
   $BIN/mlreco-spice average "$RUN/uresnet_dots" --first "$DOTS_AVERAGE_FROM" --last "$DOTS_ITERATIONS" \
       --every "$DOTS_EVERY" --bn-events 200 --bn-files "$DATA/train.h5" \
       -o "$RUN/uresnet_dots_average/uresnet.pt" --overwrite -q
-  $BIN/python -c 'import sys; from mlreco_spice.checkpoint import export_weights; export_weights(sys.argv[1], sys.argv[2], half=True)' \
-      "$RUN/uresnet_dots_average/uresnet.pt" "$DOTS_MEAN"
-  # Its record beside it (the committed one described the shipped mean).
-  $BIN/python -c 'import sys, yaml; from mlreco_spice.atomic import atomic_write_text
-first, last, every, stage_record, out = sys.argv[1:6]
+  # Float16 weights, and their record beside them (the committed one described the shipped mean).
+  $BIN/python -c 'import sys, yaml
+from mlreco_spice.atomic import atomic_write_text
+from mlreco_spice.checkpoint import export_weights
+mean, out, first, last, every, stage_record = sys.argv[1:7]
+export_weights(mean, out, half=True)
 record = {"stage": "uresnet_dots_mean",
           "what": f"mean of the stage uresnet_dots checkpoints at iterations {first} to {last} every "
                   f"{every}, batch-norm statistics recomputed over 200 training events "
                   "(mlreco-spice average), stored in float16",
           "simulator": (yaml.safe_load(open(stage_record)) or {}).get("simulator"),
           "use": "chain_configs/predict.yaml adds network.logit_offsets {Michel: 0.3}"}
-atomic_write_text(out, "# written by scripts/train_default.sh\n" + yaml.safe_dump(record, sort_keys=False))' \
-      "$DOTS_AVERAGE_FROM" "$DOTS_ITERATIONS" "$DOTS_EVERY" "$EXPORT/uresnet_dots.yaml" "${DOTS_MEAN%.pt}.yaml"
+atomic_write_text(out[:-len(".pt")] + ".yaml",
+                  "# written by scripts/train_default.sh\n" + yaml.safe_dump(record, sort_keys=False))' \
+      "$RUN/uresnet_dots_average/uresnet.pt" "$DOTS_MEAN" "$DOTS_AVERAGE_FROM" "$DOTS_ITERATIONS" \
+      "$DOTS_EVERY" "$EXPORT/uresnet_dots.yaml"
 elif [ -f "$DOTS_MEAN" ]; then
   echo "[train-default] $RUN/uresnet_dots holds no checkpoint to average: joining the committed $DOTS_MEAN"
 else
